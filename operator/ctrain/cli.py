@@ -1,0 +1,41 @@
+"""The `ctrain` command line: one entry point, one subcommand per role.
+
+Subcommands live in `ctrain.commands.<name>` and are imported only when used, so
+`ctrain serve` in a serving pod never pays for the operator's imports.
+"""
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command or group.
+SUBCOMMANDS = {
+    "operator": "ctrain.commands.operator:operator",
+    "train": "ctrain.commands.train:train",
+    "serve": "ctrain.commands.serve:serve",
+    "generate": "ctrain.commands.generate:generate",
+    "models": "ctrain.commands.models:models",
+    "dev": "ctrain.commands.dev:dev",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="ctrain")
+def main() -> None:
+    """ctrain: continuous training of machine-learning models on Kubernetes."""

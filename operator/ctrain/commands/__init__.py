@@ -1,0 +1,1 @@
+"""The subcommands of `ctrain`, one module each (see `ctrain.cli`)."""
