@@ -39,3 +39,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="ctrain")
 def main() -> None:
     """ctrain: continuous training of machine-learning models on Kubernetes."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""`ctrain dev`: the local sandbox (control plane, node agent, S3, operator) on this machine."""
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ctrain.sandbox import sandbox
+
+_DIR = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Sandbox directory (default: $CTRAIN_SANDBOX_DIR or ~/.local/state/ctrain/sandbox).",
+)
+
+
+@click.group()
+def dev() -> None:
+    """Run a local Kubernetes sandbox for the demo and the tests (no Docker needed)."""
+
+
+@dev.command()
+@_DIR
+@click.option("--no-operator", is_flag=True, help="Do not start the ctrain operator.")
+def up(directory: Path | None, no_operator: bool) -> None:
+    """Start the sandbox, or do nothing if it is already running."""
+    state = sandbox.up(directory, with_operator=not no_operator)
+    click.echo(f"""
+The sandbox is running. To use it from this shell:
+
+  eval "$(ctrain dev env{f" --dir {state.directory}" if directory else ""})"
+  kubectl get nodes
+  aws s3 ls        # or boto3: the AWS_* variables point at the sandbox's S3
+
+Stop it with `ctrain dev down`.""")
+
+
+@dev.command()
+def binaries() -> None:
+    """Build (first time only) or find the Kubernetes, etcd and helm binaries; print them."""
+    from ctrain.sandbox.binaries import ensure_binaries
+
+    for name, path in sorted(ensure_binaries().paths.items()):
+        click.echo(f"{name:<24} {path}")
+
+
+@dev.command()
+@_DIR
+def down(directory: Path | None) -> None:
+    """Stop every process the sandbox started and remove its state."""
+    sandbox.down(directory)
+
+
+@dev.command()
+@_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+def status(directory: Path | None, as_json: bool) -> None:
+    """Show what the sandbox runs."""
+    if as_json:
+        state = sandbox.State.load(directory or sandbox.default_dir())
+        click.echo(json.dumps(None if state is None else state.__dict__, indent=2))
+        return
+    click.echo("\n".join(sandbox.status_lines(directory)))
+
+
+@dev.command()
+@_DIR
+def env(directory: Path | None) -> None:
+    """Print shell exports for KUBECONFIG, PATH (kubectl, helm) and the S3 endpoint."""
+    state = sandbox.State.load(directory or sandbox.default_dir())
+    if state is None:
+        raise click.ClickException("no sandbox; start one with `ctrain dev up`")
+    variables = state.env()
+    path_entries = [*state.bin_dirs, os.path.dirname(sys.executable)]
+    variables["PATH"] = ":".join(path_entries) + ":$PATH"
+    for name, value in variables.items():
+        quoted = shlex.quote(value) if name != "PATH" else f'"{value}"'
+        click.echo(f"export {name}={quoted}")
+
+
+@dev.command()
+@_DIR
+@click.argument("pod")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-c", "--container", default=None, help="Container (default: the first).")
+@click.option("-p", "--previous", is_flag=True, help="The previous run of a restarted container.")
+def logs(
+    directory: Path | None, pod: str, namespace: str, container: str | None, previous: bool
+) -> None:
+    """Print a pod's container log as kept by the node agent."""
+    state = sandbox.State.load(directory or sandbox.default_dir())
+    if state is None:
+        raise click.ClickException("no sandbox; start one with `ctrain dev up`")
+    path = find_log(state.path / "node" / "pods", namespace, pod, container, previous)
+    click.echo(path.read_text(errors="replace"), nl=False)
+
+
+def find_log(
+    pods_dir: Path, namespace: str, pod: str, container: str | None, previous: bool
+) -> Path:
+    """The newest log of a pod's container (several pods may have had the name over time)."""
+    matches = []
+    for record in pods_dir.glob("*/pod.json"):
+        meta = json.loads(record.read_text())
+        if meta["namespace"] == namespace and meta["name"] == pod:
+            matches.append(record.parent)
+    if not matches:
+        raise click.ClickException(f"no pod {namespace}/{pod} has run on the sandbox node")
+    pod_dir = max(matches, key=lambda path: path.stat().st_mtime)
+    containers = sorted((pod_dir / "containers").iterdir(), key=lambda p: p.stat().st_ctime)
+    chosen = (
+        next((c for c in containers if c.name == container), None)
+        if container
+        else (containers[0] if containers else None)
+    )
+    if chosen is None:
+        raise click.ClickException(f"pod {namespace}/{pod} has no container {container!r}")
+    runs = sorted(chosen.glob("*.log"), key=lambda p: int(p.stem))
+    if previous:
+        runs = runs[:-1]
+    if not runs:
+        raise click.ClickException(f"no {'previous ' if previous else ''}log for {chosen.name}")
+    return runs[-1]
