@@ -1,0 +1,264 @@
+"""Building blocks shared by every ctrain kind: the wire conventions and the status vocabulary.
+
+The kinds in `ctrain.api.v1alpha1` are assembled from these pieces. They live apart so
+that a future API version can reuse them, and so that the operator, the trainer and the
+tests share one set of condition types, reasons and phases instead of string literals.
+"""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+GROUP = "ctrain.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# A DNS-1123 label: the shape of model names, which become parts of object names.
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A DNS-1123 subdomain: the shape of object names (Secrets, ModelDeployments).
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+# Integer widths as the apiserver documents them (`format` in the CRD schema).
+Int32 = Annotated[int, Field(json_schema_extra={"format": "int32"})]
+Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _format_time(value: datetime) -> str:
+    # metav1.Time precision: RFC 3339 in UTC, whole seconds, as `kubectl` prints it.
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Time = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(_format_time, return_type=str, when_used="json"),
+]
+"""A point in time, in UTC; serialized like metav1.Time (`2026-11-22T10:00:00Z`)."""
+
+
+def _plain(value: Any) -> Any:
+    """Copy kopf's read-only Mapping views (Body, Spec, Status) into plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+class ApiModel(BaseModel):
+    """Base of every spec model: camelCase on the wire, snake_case in Python, no unknown fields.
+
+    Unknown fields are rejected so that a typo in a sample or in `--spec-json` fails loudly;
+    the apiserver prunes unknown fields before the operator ever sees an object.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Self:
+        """Validate a dict (or a kopf Body/Spec/Status view) into this model."""
+        return cls.model_validate(_plain(data))
+
+    def to_wire(self, *, exclude_none: bool = True) -> dict[str, Any]:
+        """The camelCase JSON-ready dict for the apiserver (a status patch, a child's spec)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
+
+
+class StatusModel(ApiModel):
+    """Base of status models: tolerant of fields it does not know (written by a newer operator)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ConditionStatus(StrEnum):
+    """The status of a condition, as in metav1.Condition."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionType(StrEnum):
+    """Condition types the operator sets. `Ready` is the summary that `kubectl wait` uses."""
+
+    READY = "Ready"
+    # TrainingJob
+    DATA_VALIDATED = "DataValidated"
+    TRAINED = "Trained"
+    BLESSED = "Blessed"
+    # ModelDeployment (kstatus-style abnormal-true conditions)
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    DRIFT_DETECTED = "DriftDetected"
+    # ContinuousTraining
+    RUNNING = "Running"
+
+
+class Reason(StrEnum):
+    """CamelCase reasons for conditions and Events; the trainer's failure reasons included."""
+
+    # Generic
+    RECONCILING = "Reconciling"
+    RECONCILED = "Reconciled"
+    INVALID_SPEC = "InvalidSpec"
+    STORAGE_ERROR = "StorageError"
+    # TrainingJob lifecycle
+    JOB_CREATED = "JobCreated"
+    JOB_RUNNING = "JobRunning"
+    JOB_SUCCEEDED = "JobSucceeded"
+    JOB_FAILED = "JobFailed"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    NO_TERMINATION_MESSAGE = "NoTerminationMessage"
+    # Trainer failure reasons (docs/contracts.md)
+    DATASET_NOT_FOUND = "DatasetNotFound"
+    DATASET_UNREADABLE = "DatasetUnreadable"
+    DATA_VALIDATION_FAILED = "DataValidationFailed"
+    UNKNOWN_ESTIMATOR = "UnknownEstimator"
+    INVALID_PARAMS = "InvalidParams"
+    TRAINING_FAILED = "TrainingFailed"
+    # TrainingJob outcomes
+    DATA_VALID = "DataValid"
+    TRAINING_SUCCEEDED = "TrainingSucceeded"
+    GATES_PASSED = "GatesPassed"
+    GATES_FAILED = "GatesFailed"
+    BASELINE_NOT_BEATEN = "BaselineNotBeaten"
+    NO_BASELINE = "NoBaseline"
+    PROMOTED = "Promoted"
+    NOT_PROMOTED = "NotPromoted"
+    # ModelDeployment
+    VERSION_NOT_FOUND = "VersionNotFound"
+    ROLLING_OUT = "RollingOut"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    CANARY_IN_PROGRESS = "CanaryInProgress"
+    CANARY_PROMOTED = "CanaryPromoted"
+    CANARY_FAILED = "CanaryFailed"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    ROLLED_BACK = "RolledBack"
+    REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
+    DRIFT_DETECTED = "DriftDetected"
+    NO_DRIFT = "NoDrift"
+    NOT_ENOUGH_SAMPLES = "NotEnoughSamples"
+    # ContinuousTraining
+    SUSPENDED = "Suspended"
+    IDLE = "Idle"
+    RUN_ACTIVE = "RunActive"
+    RUN_SUCCEEDED = "RunSucceeded"
+    RUN_FAILED = "RunFailed"
+    TRIGGERED = "Triggered"
+    CONCURRENCY_FORBIDDEN = "ConcurrencyForbidden"
+
+
+class Condition(StatusModel):
+    """One observation of an aspect of the object's state (the metav1.Condition shape)."""
+
+    type: str = Field(
+        description="Type of condition in CamelCase, e.g. Ready.",
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    )
+    status: ConditionStatus = Field(description="Status of the condition: True, False or Unknown.")
+    reason: str = Field(
+        description="A programmatic identifier in CamelCase for the last transition.",
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+    )
+    message: str = Field(
+        default="",
+        description="A human-readable message with details about the last transition.",
+        max_length=32768,
+    )
+    last_transition_time: Time = Field(
+        description="When the condition last changed from one status to another."
+    )
+    observed_generation: Int64 | None = Field(
+        default=None,
+        ge=0,
+        description="The .metadata.generation the condition was set for.",
+    )
+
+
+class StorageSpec(ApiModel):
+    """Where model artifacts live: an S3-compatible bucket; unset fields use operator defaults."""
+
+    bucket: str = Field(
+        description="S3 bucket of the model registry.",
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    )
+    prefix: str | None = Field(
+        default=None,
+        description="Key prefix of the registry inside the bucket, without leading or "
+        "trailing slash (the operator's default when unset).",
+        max_length=512,
+        pattern=r"^[^/\s]([^\s]*[^/\s])?$",
+    )
+    secret_ref: str | None = Field(
+        default=None,
+        description="Name of a Secret in the object's namespace with the keys "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the operator's default when unset).",
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="URL of an S3-compatible endpoint (MinIO, Ceph); unset means AWS S3.",
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+    )
+    region: str | None = Field(
+        default=None,
+        description="Region of the bucket, e.g. us-east-1.",
+        max_length=64,
+    )
+    addressing_style: Literal["path", "virtual"] | None = Field(
+        default=None,
+        description="S3 addressing style: path (MinIO, most S3-compatible stores) or virtual "
+        "(AWS virtual-hosted style); the operator's default when unset.",
+    )
+
+
+def model_name_field() -> Any:
+    return Field(
+        description="Registry name of the model (a DNS-1123 label): artifacts live under "
+        "<prefix>/<model>/ in the bucket.",
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+    )
+
+
+def resources_field() -> Any:
+    """The `resources` field: a core/v1 ResourceRequirements passed through to a container."""
+    return Field(
+        default_factory=dict,
+        description="Compute resources of the container, as in a Pod's "
+        "resources (requests, limits).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class TemplateMetadata(ApiModel):
+    """Labels and annotations copied onto each object created from a template."""
+
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels to set on each created object."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations to set on each created object."
+    )

@@ -1,0 +1,108 @@
+"""The ModelDeployment spec: which model version to serve, how to roll it out, what to watch."""
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from ctrain.api.common import ApiModel, Int32, StorageSpec, model_name_field, resources_field
+
+
+class CanarySpec(ApiModel):
+    """How a new version is tried on part of the traffic before it takes all of it."""
+
+    weight: Int32 = Field(
+        default=20, ge=1, le=99, description="Percent of requests sent to the canary."
+    )
+    promote_after_seconds: Int32 = Field(
+        default=300, ge=0, description="Seconds the canary must stay healthy to be promoted."
+    )
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest fraction of failed canary requests; above it, it rolls back.",
+    )
+
+
+class StrategySpec(ApiModel):
+    """How a new model version replaces the serving one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.canary) || (has(self.type) && self.type == 'Canary')",
+                    "message": "strategy.canary is only used with type: Canary",
+                }
+            ]
+        }
+    )
+
+    type: Literal["RollingUpdate", "Canary"] = Field(
+        default="RollingUpdate",
+        description="RollingUpdate replaces pods gradually; Canary first sends a share of "
+        "traffic to the new version.",
+    )
+    canary: CanarySpec | None = Field(
+        default=None, description="Canary settings (type: Canary only)."
+    )
+
+    @model_validator(mode="after")
+    def _canary_only_with_canary(self) -> "StrategySpec":
+        if self.canary is not None and self.type != "Canary":
+            raise ValueError("strategy.canary is only used with type: Canary")
+        return self
+
+    @property
+    def canary_settings(self) -> CanarySpec:
+        """The canary settings in effect (defaults when the block is omitted)."""
+        return self.canary or CanarySpec()
+
+
+class DriftMonitoringSpec(ApiModel):
+    """Comparison of served inputs with the training data's distribution."""
+
+    enabled: bool = Field(default=False, description="Whether drift is measured.")
+    threshold: float = Field(
+        default=0.2, ge=0, description="Drift score above which drift is reported."
+    )
+    min_samples: Int32 = Field(
+        default=500, ge=1, description="Served rows needed before drift is judged."
+    )
+    interval_seconds: Int32 = Field(default=60, ge=10, description="Seconds between drift checks.")
+
+
+class MonitoringSpec(ApiModel):
+    """What the operator watches on the serving pods."""
+
+    drift: DriftMonitoringSpec = Field(
+        default_factory=DriftMonitoringSpec, description="Input drift detection."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Serve one model version over HTTP (Open Inference Protocol v2)."""
+
+    model: str = model_name_field()
+    version: str = Field(
+        default="champion",
+        max_length=20,
+        pattern=r"^(champion|latest|[1-9][0-9]{0,9})$",
+        description="Version to serve: champion, latest or a version number (quoted).",
+    )
+    replicas: Int32 = Field(default=1, ge=0, le=100, description="Number of serving pods.")
+    strategy: StrategySpec = Field(
+        default_factory=StrategySpec, description="How new versions roll out."
+    )
+    progress_deadline_seconds: Int32 = Field(
+        default=300,
+        ge=1,
+        description="Seconds a rollout may take to become ready before it is rolled back.",
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec, description="Monitoring of the served model."
+    )
+    storage: StorageSpec | None = Field(
+        default=None, description="Model registry location; the operator's default when unset."
+    )
+    resources: dict[str, Any] = resources_field()

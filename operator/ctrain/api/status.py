@@ -1,0 +1,204 @@
+"""Status models of the ctrain.dev/v1alpha1 kinds: what the operator learns and reports.
+
+The operator writes only `status` (never a user's spec, which GitOps tools own). Every
+status has `observedGeneration`, standard conditions and a `phase` for `kubectl get`.
+All fields are optional: a status grows as reconciliation proceeds.
+"""
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from ctrain.api.common import Condition, Int32, Int64, StatusModel, Time
+
+
+class TrainingJobPhase(StrEnum):
+    """Lifecycle of a TrainingJob, like a batch Job's."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ModelDeploymentPhase(StrEnum):
+    """Summary of a ModelDeployment's rollout and health."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    AVAILABLE = "Available"
+    DEGRADED = "Degraded"
+
+
+class ContinuousTrainingPhase(StrEnum):
+    """What the training loop is doing now."""
+
+    IDLE = "Idle"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+
+
+class TriggerReason(StrEnum):
+    """Why a ContinuousTraining started a run."""
+
+    MANUAL = "Manual"
+    SCHEDULE = "Schedule"
+    NEW_DATA = "NewData"
+    DRIFT = "Drift"
+
+
+def _conditions_field() -> Any:
+    return Field(
+        default_factory=list,
+        description="Standard conditions (Ready and kind-specific ones).",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+
+
+def _observed_generation_field() -> Any:
+    return Field(default=None, ge=0, description="The .metadata.generation this status describes.")
+
+
+class VersionMetrics(StatusModel):
+    """A model version and its evaluation metrics."""
+
+    version: str | None = Field(default=None, description="Model version in the registry.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Metric name to value on the test split."
+    )
+
+
+class GateResult(StatusModel):
+    """The outcome of one evaluation gate."""
+
+    metric: str = Field(description="Name of the metric the gate checked.")
+    min: float | None = Field(default=None, description="Lower bound of the gate.")
+    max: float | None = Field(default=None, description="Upper bound of the gate.")
+    value: float | None = Field(default=None, description="The metric's value.")
+    passed: bool = Field(description="Whether the value met the bounds.")
+
+
+class TrainingJobStatus(StatusModel):
+    """Observed state of a TrainingJob."""
+
+    phase: TrainingJobPhase | None = Field(default=None, description="Lifecycle phase.")
+    observed_generation: Int64 | None = _observed_generation_field()
+    conditions: list[Condition] = _conditions_field()
+    message: str | None = Field(default=None, description="Human-readable summary.")
+    job_name: str | None = Field(default=None, description="Name of the training Job.")
+    start_time: Time | None = Field(default=None, description="When the Job started.")
+    completion_time: Time | None = Field(default=None, description="When the run finished.")
+    model_version: str | None = Field(default=None, description="Version the run registered.")
+    artifact_uri: str | None = Field(default=None, description="s3:// URI of the artifacts.")
+    task: str | None = Field(default=None, description="classification or regression.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Metric name to value on the test split."
+    )
+    key_metric: str | None = Field(
+        default=None, description="The key metric and its value, e.g. accuracy=0.9700."
+    )
+    baseline: VersionMetrics | None = Field(
+        default=None, description="The champion the model was compared with, if any."
+    )
+    gates: list[GateResult] = Field(default_factory=list, description="Outcome of each gate.")
+    decision: str | None = Field(
+        default=None, description="Why the model was or was not blessed and promoted."
+    )
+    blessed: bool | None = Field(
+        default=None, description="Whether the model passed every gate and beat the baseline."
+    )
+    promoted: bool | None = Field(
+        default=None, description="Whether the champion alias now points at modelVersion."
+    )
+    data_fingerprint: str | None = Field(
+        default=None, description="sha256 of the training data, e.g. sha256:ab12..."
+    )
+    rows: Int64 | None = Field(default=None, ge=0, description="Rows in the dataset.")
+
+
+class DriftStatus(StatusModel):
+    """The latest drift check of served inputs against the training data."""
+
+    score: float | None = Field(default=None, description="Largest per-feature drift score.")
+    detected: bool | None = Field(default=None, description="Whether score exceeds threshold.")
+    samples: Int64 | None = Field(default=None, ge=0, description="Served rows compared.")
+    features: dict[str, float] = Field(default_factory=dict, description="Drift score per feature.")
+    checked_at: Time | None = Field(default=None, description="When drift was last checked.")
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state of a ModelDeployment."""
+
+    phase: ModelDeploymentPhase | None = Field(default=None, description="Rollout phase.")
+    observed_generation: Int64 | None = _observed_generation_field()
+    conditions: list[Condition] = _conditions_field()
+    message: str | None = Field(default=None, description="Human-readable summary.")
+    current_version: str | None = Field(default=None, description="Version serving traffic.")
+    canary_version: str | None = Field(default=None, description="Version under canary test.")
+    previous_version: str | None = Field(
+        default=None, description="Version served before currentVersion (rollback target)."
+    )
+    rolled_back_version: str | None = Field(
+        default=None,
+        description="A version whose rollout failed; not retried until the requested "
+        "version changes.",
+    )
+    rollout_start_time: Time | None = Field(
+        default=None, description="When the rollout in progress began."
+    )
+    canary_start_time: Time | None = Field(
+        default=None, description="When the canary in progress became ready."
+    )
+    replicas: Int32 | None = Field(default=None, ge=0, description="Serving pods desired.")
+    ready_replicas: Int32 | None = Field(default=None, ge=0, description="Serving pods ready.")
+    selector: str | None = Field(
+        default=None, description="Label selector of the serving pods (scale subresource)."
+    )
+    endpoint: str | None = Field(default=None, description="In-cluster URL of the Service.")
+    drift: DriftStatus | None = Field(default=None, description="The latest drift check.")
+
+
+class LastTriggered(StatusModel):
+    """When and why the latest run started."""
+
+    time: Time | None = Field(default=None, description="When the run was triggered.")
+    reason: TriggerReason | None = Field(
+        default=None, description="Manual, Schedule, NewData or Drift."
+    )
+    detail: str | None = Field(default=None, description="Details, e.g. the new data ETag.")
+
+
+class ContinuousTrainingStatus(StatusModel):
+    """Observed state of a ContinuousTraining."""
+
+    phase: ContinuousTrainingPhase | None = Field(default=None, description="Loop phase.")
+    observed_generation: Int64 | None = _observed_generation_field()
+    conditions: list[Condition] = _conditions_field()
+    message: str | None = Field(default=None, description="Human-readable summary.")
+    last_triggered: LastTriggered | None = Field(
+        default=None, description="When and why the latest run started."
+    )
+    active_run: str | None = Field(default=None, description="Name of the running TrainingJob.")
+    last_run: str | None = Field(default=None, description="Name of the latest finished run.")
+    last_run_phase: TrainingJobPhase | None = Field(
+        default=None, description="Phase of the latest finished run: Succeeded or Failed."
+    )
+    champion: VersionMetrics | None = Field(
+        default=None, description="The model's champion version and its metrics."
+    )
+    observed_trigger: str | None = Field(
+        default=None, description="Last value of the ctrain.dev/trigger annotation acted on."
+    )
+    data_version: str | None = Field(
+        default=None, description="ETag or version of the dataset object last trained on."
+    )
+    last_schedule_time: Time | None = Field(
+        default=None, description="The latest scheduled time a run was started for."
+    )
+    last_drift_trigger_time: Time | None = Field(
+        default=None, description="When drift last started a run (for the cooldown)."
+    )
