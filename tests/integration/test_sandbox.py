@@ -73,7 +73,7 @@ def test_deployment_becomes_available_and_every_pod_ip_answers(apps, core, names
     ips = {pod.status.pod_ip for pod in pods}
     assert len(ips) == 2, ips
     for ip in ips:
-        assert ip.startswith("127.")
+        assert ip.startswith("10.")
         with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as response:
             assert response.status == 200
 
@@ -197,7 +197,9 @@ def test_restricted_namespace_rejects_a_privileged_pod(core, namespace):
     with pytest.raises(ApiException) as raised:
         core.create_namespaced_pod(namespace, pod)
     assert raised.value.status == 403
-    assert 'violates PodSecurity "restricted' in raised.value.body
+    message = json.loads(raised.value.body)["message"]
+    assert 'violates PodSecurity "restricted:latest"' in message
+    assert "privileged" in message
 
 
 def test_pod_talks_to_the_api_as_its_service_account(core, namespace, api_client):

@@ -29,7 +29,7 @@ PORTS = controlplane.Ports(2379, 2380, 6443, 10257, 10259, 9000, 10250)
 
 
 def test_apiserver_runs_with_tls_rbac_admission_and_service_account_keys():
-    argv = controlplane.apiserver_argv(BINARIES, Path("/pki"), PORTS)
+    argv = controlplane.apiserver_argv(BINARIES, Path("/pki"), PORTS, "10.9.0.1")
     flags = dict(arg.split("=", 1) for arg in argv[1:])
     assert flags["--authorization-mode"] == "Node,RBAC"
     assert "NodeRestriction" in flags["--enable-admission-plugins"]
@@ -40,6 +40,7 @@ def test_apiserver_runs_with_tls_rbac_admission_and_service_account_keys():
     assert flags["--service-account-signing-key-file"] == "/pki/sa.key"
     assert flags["--secure-port"] == "6443"
     assert flags["--etcd-servers"] == "http://127.0.0.1:2379"
+    assert flags["--bind-address"] == flags["--advertise-address"] == "10.9.0.1"
 
 
 def test_controller_manager_signs_tokens_and_publishes_the_root_ca():
@@ -77,12 +78,13 @@ def test_go_builds_are_pinned_and_stamp_the_version():
 
 
 def test_pki_certificates_carry_the_identities(tmp_path):
-    directory = pki.ensure_pki(tmp_path / "pki", "node-a")
+    directory = pki.ensure_pki(tmp_path / "pki", "node-a", "10.9.0.1")
     serving = x509.load_pem_x509_certificate((directory / "apiserver.crt").read_bytes())
     names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "kubernetes.default.svc" in names.get_values_for_type(x509.DNSName)
     assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {
         "127.0.0.1",
+        "10.9.0.1",
         "10.0.0.1",
     }
     node = x509.load_pem_x509_certificate((directory / "node.crt").read_bytes())
@@ -91,7 +93,7 @@ def test_pki_certificates_carry_the_identities(tmp_path):
     assert "O=system:masters" in admin.subject.rfc4514_string()
     assert (directory / "ca.key").stat().st_mode & 0o777 == 0o600
     before = (directory / "ca.crt").read_bytes()
-    pki.ensure_pki(directory, "node-a")
+    pki.ensure_pki(directory, "node-a", "10.9.0.1")
     assert (directory / "ca.crt").read_bytes() == before  # reused, not regenerated
 
 

@@ -12,7 +12,9 @@ def main() -> None:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--node-name", required=True)
     parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--pod-network", required=True, help="first two octets, e.g. 127.42")
+    parser.add_argument(
+        "--pod-network", required=True, type=int, help="N of the pod subnet 10.N.0.0/16"
+    )
     parser.add_argument("--apiserver-port", required=True, type=int)
     parser.add_argument("--kubelet-port", required=True, type=int)
     parser.add_argument("--pki-dir", type=Path)

@@ -15,6 +15,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from ctrain.nodeagent.runtime import PodWorker, Settings
+from ctrain.sandbox import network
 
 log = logging.getLogger("ctrain.nodeagent")
 HEARTBEAT_SECONDS = 10
@@ -101,10 +102,10 @@ def node_status(host_ip: str, name: str, kubelet_port: int) -> dict[str, Any]:
 
 
 class PodIPs:
-    """Hands out one distinct loopback address per pod (127.N.x.y), reusing freed ones."""
+    """One distinct address per pod (10.N.x.y, never the host's 10.N.0.1), reused once freed."""
 
-    def __init__(self, network: str) -> None:
-        self.network = network
+    def __init__(self, prefix: str) -> None:
+        self.network = prefix
         self.used: set[str] = set()
         self.lock = threading.Lock()
 
@@ -114,7 +115,7 @@ class PodIPs:
                 self.used.add(wanted)
                 return wanted
             for index in range(2, 250 * 250):
-                candidate = f"{self.network}.{index // 250}.{index % 250 + 1}"
+                candidate = f"{self.network}.{index // 250}.{index % 250}"
                 if candidate not in self.used:
                     self.used.add(candidate)
                     return candidate
@@ -132,7 +133,7 @@ class Agent:
         kubeconfig: str,
         node_name: str,
         state_dir: Path,
-        pod_network: str,
+        pod_network: int,
         api_port: int,
         kubelet_port: int,
         run_as_pod_user: bool = False,
@@ -141,15 +142,16 @@ class Agent:
         self.core = client.CoreV1Api(self.api_client)
         self.coordination = client.CoordinationV1Api(self.api_client)
         self.node_name, self.kubelet_port = node_name, kubelet_port
-        self.host_ip = "127.0.0.1"
-        self.ips = PodIPs(pod_network)
+        self.host_ip = network.host_ip(pod_network)
+        self.ips = PodIPs(f"10.{pod_network}")
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.settings = Settings(
             state_dir=state_dir,
             host_ip=self.host_ip,
-            api_host="127.0.0.1",
+            api_host=self.host_ip,
+            pod_network=pod_network,
             api_port=api_port,
             path_prefix=str(Path(sys.executable).parent),
             run_as_pod_user=run_as_pod_user,
@@ -178,28 +180,34 @@ class Agent:
     def _heartbeat(self) -> None:
         status = node_status(self.host_ip, self.node_name, self.kubelet_port)
         self.core.patch_node_status(self.node_name, {"status": status})
-        node = self.core.read_node(self.node_name)
-        lease = client.V1Lease(
-            metadata=client.V1ObjectMeta(
-                name=self.node_name,
-                namespace="kube-node-lease",
-                owner_references=[
-                    client.V1OwnerReference(
-                        api_version="v1", kind="Node", name=self.node_name, uid=node.metadata.uid
-                    )
-                ],
-            ),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.node_name,
-                lease_duration_seconds=LEASE_SECONDS,
-                renew_time=_now(),
-            ),
-        )
+        renew = _now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
-            self.coordination.replace_namespaced_lease(self.node_name, "kube-node-lease", lease)
+            self.coordination.patch_namespaced_lease(
+                self.node_name, "kube-node-lease", {"spec": {"renewTime": renew}}
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
+            node = self.core.read_node(self.node_name)
+            lease = {
+                "metadata": {
+                    "name": self.node_name,
+                    "namespace": "kube-node-lease",
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Node",
+                            "name": self.node_name,
+                            "uid": node.metadata.uid,
+                        }
+                    ],
+                },
+                "spec": {
+                    "holderIdentity": self.node_name,
+                    "leaseDurationSeconds": LEASE_SECONDS,
+                    "renewTime": renew,
+                },
+            }
             self.coordination.create_namespaced_lease("kube-node-lease", lease)
 
     # --- pods ------------------------------------------------------------------------------

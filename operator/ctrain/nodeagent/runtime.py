@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from ctrain.nodeagent import plan as planning
 from ctrain.nodeagent import probes, volumes
 from ctrain.nodeagent.status import Conditions, ContainerState, now_rfc3339, pod_status
-from ctrain.sandbox import procs
+from ctrain.sandbox import network, procs
 
 log = logging.getLogger("ctrain.nodeagent")
 TICK_SECONDS = 0.2
@@ -40,6 +40,7 @@ class Settings:
     api_host: str
     api_port: int
     path_prefix: str  # the ctrain environment's bin dir: pods run `ctrain` without an image
+    pod_network: int = 0  # N of 10.N.0.0/16
     run_as_pod_user: bool = False  # switch to the securityContext's uid/gid (see shim)
 
 
@@ -77,6 +78,8 @@ class PodWorker(threading.Thread):
         self.resolved: planning.Resolved | None = None
         self.last_status: dict[str, Any] | None = None
         self.stopped = threading.Event()
+        self.netns = f"ctrain-{settings.pod_network}-{uid[:13]}"
+        self.network_ready = False
         spec = pod["spec"]
         self.init = [self._container(c, init=True) for c in spec.get("initContainers", []) or []]
         self.main = [self._container(c, init=False) for c in spec.get("containers", [])]
@@ -100,6 +103,7 @@ class PodWorker(threading.Thread):
         except Exception:
             log.exception("pod %s: worker failed", self.name)
             self._kill_all(0)
+            self._teardown()
         finally:
             self.on_exit(self.uid)
 
@@ -126,9 +130,17 @@ class PodWorker(threading.Thread):
             if self.sandbox_ready:
                 self._supervise(pod)
             self._publish(pod)
+            finished = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
+            if finished and self.network_ready:
+                self._teardown()  # as a kubelet removes the sandbox of a finished pod
             time.sleep(TICK_SECONDS)
 
     def _setup(self, pod: dict[str, Any]) -> None:
+        if not self.network_ready:
+            octets = self.pod_ip.split(".")
+            veth = f"ct{self.settings.pod_network}-{int(octets[2]) * 250 + int(octets[3])}"
+            network.create_pod_network(self.settings.pod_network, self.netns, veth, self.pod_ip)
+            self.network_ready = True
         fetcher = volumes.Fetcher(self.api, pod["metadata"]["namespace"])
         try:
             directories = volumes.materialise(
@@ -217,6 +229,9 @@ class PodWorker(threading.Thread):
         with log_file.open("ab") as output:
             container.process = subprocess.Popen(
                 [
+                    "nsenter",
+                    f"--net={network.netns_path(self.netns)}",
+                    "--",
                     "unshare",
                     "--mount",
                     "--propagation",
@@ -275,7 +290,7 @@ class PodWorker(threading.Thread):
             for p in container.spec.get("ports", []) or []
             if p.get("name")
         }
-        prefix = ["nsenter", f"--target={container.process.pid}", "--mount"]
+        prefix = ["nsenter", f"--target={container.process.pid}", "--mount", "--net"]
         if self.settings.run_as_pod_user:
             prefix += [f"--setuid={container.plan.uid}", f"--setgid={container.plan.gid}"]
         prefix.append("--")
@@ -334,7 +349,7 @@ class PodWorker(threading.Thread):
             grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
         self._kill_all(float(grace))
         self._publish(pod)
-        volumes.remove_secrets(self.directory)
+        self._teardown()
         metadata = pod["metadata"]
         try:
             self.api.delete_namespaced_pod(
@@ -353,6 +368,13 @@ class PodWorker(threading.Thread):
         """Agent shutdown: stop the containers (as a node going away would)."""
         self.stopped.set()
         self._kill_all(5)
+        self._teardown()
+
+    def _teardown(self) -> None:
+        """Remove what the pod no longer needs: its secrets on disk and its network."""
+        volumes.remove_secrets(self.directory)
+        network.delete_pod_network(self.netns)
+        self.network_ready = False
 
     def _publish(self, pod: dict[str, Any]) -> None:
         status = pod_status(
@@ -376,6 +398,7 @@ class PodWorker(threading.Thread):
             if error.status == 404:
                 self.stopped.set()
                 self._kill_all(0)
+                self._teardown()
                 return
             log.warning("pod %s: status update failed: %s", self.name, error.reason)
             return

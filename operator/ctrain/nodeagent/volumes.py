@@ -17,7 +17,6 @@ from kubernetes.client.exceptions import ApiException
 from ctrain.nodeagent.plan import PlanError, Resolved, field_value
 
 Pod = Mapping[str, Any]
-TOKEN_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 
 
 class Fetcher:
@@ -59,7 +58,8 @@ class Fetcher:
         account = pod["spec"].get("serviceAccountName") or "default"
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(
-                audiences=[audience or TOKEN_AUDIENCE],
+                # No audience in the pod spec means the apiserver's own (its default).
+                audiences=[audience] if audience else None,
                 expiration_seconds=seconds,
                 bound_object_ref=client.V1BoundObjectReference(
                     api_version="v1", kind="Pod", name=metadata["name"], uid=metadata["uid"]

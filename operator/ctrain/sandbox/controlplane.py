@@ -61,12 +61,13 @@ def etcd_argv(binaries: Binaries, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_argv(binaries: Binaries, pki: Path, ports: Ports) -> list[str]:
+def apiserver_argv(binaries: Binaries, pki: Path, ports: Ports, host_ip: str) -> list[str]:
     return [
         str(binaries["kube-apiserver"]),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        # The bridge address: reachable from this host and from every pod, nowhere else.
+        f"--bind-address={host_ip}",
+        f"--advertise-address={host_ip}",
         f"--secure-port={ports.apiserver}",
         f"--cert-dir={pki / 'apiserver-generated'}",
         f"--tls-cert-file={pki / 'apiserver.crt'}",

@@ -94,7 +94,7 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def ensure_pki(directory: Path, node_name: str) -> Path:
+def ensure_pki(directory: Path, node_name: str, host_ip: str) -> Path:
     """Create the sandbox PKI in `directory` unless it is already there; return it."""
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "ca.crt").exists():
@@ -131,7 +131,7 @@ def ensure_pki(directory: Path, node_name: str) -> Path:
         ca_key,
         _name("kube-apiserver"),
         server_names=APISERVER_SANS,
-        server_ips=["127.0.0.1", SERVICE_CLUSTER_IP],
+        server_ips=["127.0.0.1", host_ip, SERVICE_CLUSTER_IP],
     )
     _write_cert(directory / "apiserver.crt", serving)
     _write_key(directory / "apiserver.key", serving_key)

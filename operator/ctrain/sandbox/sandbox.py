@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ctrain.sandbox import controlplane, procs
+from ctrain.sandbox import controlplane, network, procs
 from ctrain.sandbox.binaries import Binaries, ensure_binaries
 from ctrain.sandbox.pki import ensure_pki
 
@@ -58,12 +58,17 @@ class State:
         return self.path / "admin.kubeconfig"
 
     @property
+    def host_ip(self) -> str:
+        """The bridge address: the control plane and S3 listen here, pods route to it."""
+        return network.host_ip(self.pod_network)
+
+    @property
     def apiserver_url(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.host_ip}:{self.ports['apiserver']}"
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
+        return f"http://{self.host_ip}:{self.ports['s3']}"
 
     def process(self, name: str) -> procs.Process | None:
         for record in self.processes:
@@ -119,11 +124,12 @@ def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = 
     started = time.monotonic()
     binaries = ensure_binaries(say)
     directory.mkdir(parents=True, exist_ok=True)
-    pki = ensure_pki(directory / "pki", NODE_NAME)
+    pod_network = _free_network()
+    pki = ensure_pki(directory / "pki", NODE_NAME, network.host_ip(pod_network))
     state = State(
         directory=str(directory),
         ports=dataclasses.asdict(controlplane.Ports.free()),
-        pod_network=random.randint(16, 250),
+        pod_network=pod_network,
         processes=[],
         bin_dirs=[str(path) for path in binaries.bin_dirs],
     )
@@ -138,6 +144,16 @@ def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = 
     return state
 
 
+def _free_network() -> int:
+    """A second octet whose bridge no other sandbox on this machine uses."""
+    candidates = list(range(16, 251))
+    random.shuffle(candidates)
+    for candidate in candidates:
+        if not network.link_exists(network.bridge_name(candidate)):
+            return candidate
+    raise RuntimeError("no free pod network: too many sandboxes on this machine")
+
+
 def _start(
     state: State, name: str, argv: list[str], env: dict[str, str] | None = None
 ) -> procs.Process:
@@ -150,13 +166,16 @@ def _start(
 def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_operator: bool) -> None:
     ports = controlplane.Ports(**state.ports)
     tls = controlplane.client_tls(pki)
+    network.create_bridge(state.pod_network)
 
     say(f"starting etcd on 127.0.0.1:{ports.etcd_client}")
     etcd = _start(state, "etcd", controlplane.etcd_argv(binaries, state.path / "etcd", ports))
     controlplane.wait_http(f"http://127.0.0.1:{ports.etcd_client}/health", 60, alive=etcd.alive)
 
     say(f"starting kube-apiserver on {state.apiserver_url}")
-    api = _start(state, "kube-apiserver", controlplane.apiserver_argv(binaries, pki, ports))
+    api = _start(
+        state, "kube-apiserver", controlplane.apiserver_argv(binaries, pki, ports, state.host_ip)
+    )
     controlplane.wait_http(f"{state.apiserver_url}/readyz", 120, context=tls, alive=api.alive)
 
     server = state.apiserver_url
@@ -189,12 +208,12 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
 
     say(f"starting the S3 API (moto) on {state.s3_endpoint}")
     s3 = _start(
-        state, "s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports.s3)]
+        state, "s3", [sys.executable, "-m", "moto.server", "-H", state.host_ip, "-p", str(ports.s3)]
     )
     controlplane.wait_http(f"{state.s3_endpoint}/moto-api/", 60, alive=s3.alive)
     _create_buckets(state)
 
-    say(f"starting the node agent ({NODE_NAME}, pod IPs 127.{state.pod_network}.x.y)")
+    say(f"starting the node agent ({NODE_NAME}, pod network 10.{state.pod_network}.0.0/16)")
     agent = _start(
         state,
         "node-agent",
@@ -205,7 +224,7 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
             f"--kubeconfig={node_config}",
             f"--node-name={NODE_NAME}",
             f"--state-dir={state.path / 'node'}",
-            f"--pod-network=127.{state.pod_network}",
+            f"--pod-network={state.pod_network}",
             f"--apiserver-port={ports.apiserver}",
             f"--kubelet-port={ports.kubelet}",
             f"--pki-dir={pki}",
@@ -262,6 +281,9 @@ def _stop_processes(state: State, say: Say) -> None:
         process = procs.Process(**json.loads(record_file.read_text()))
         if process.alive():
             procs.stop(process, grace_seconds=2)
+    for namespace in network.namespaces(f"ctrain-{state.pod_network}-"):
+        network.delete_pod_network(namespace)
+    network.delete_bridge(state.pod_network)
 
 
 def down(directory: Path | None = None, say: Say = _stderr) -> bool:
