@@ -25,25 +25,26 @@ binaries: $(STAMP) ## Build (once) or find the Kubernetes, etcd and helm binarie
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator tests benchmarks deploy
+	$(BIN)/ruff format --check operator tests benchmarks deploy
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff.
-	$(BIN)/ruff check --fix operator tests benchmarks
-	$(BIN)/ruff format operator tests benchmarks
+	$(BIN)/ruff check --fix operator tests benchmarks deploy
+	$(BIN)/ruff format operator tests benchmarks deploy
 
 .PHONY: generate
-generate: $(STAMP) ## Regenerate the CRDs (crds/, package and chart copies) from the API types.
+generate: $(STAMP) ## Regenerate the CRDs (crds/, package and chart copies) and the argocd-cm patch.
 	$(BIN)/ctrain generate
+	$(BIN)/python deploy/argocd/render_cm.py
 
 .PHONY: test
 test: lint binaries ## Everything CI runs: lint, unit and integration tests (starts a sandbox).
 	$(BIN)/pytest tests/unit tests/integration
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## Unit tests only (no cluster).
+test-unit: binaries ## Unit tests only (no cluster; the chart tests use helm).
 	$(BIN)/pytest tests/unit
 
 .PHONY: test-integration
@@ -65,3 +66,31 @@ up: binaries ## Start the local sandbox (control plane, node agent, S3, operator
 .PHONY: down
 down: $(STAMP) ## Stop the local sandbox.
 	$(BIN)/ctrain dev down
+
+.PHONY: image
+image: ## Build the container image ctrain:dev (needs a container engine).
+	docker build -t $(IMAGE) .
+
+KIND_CLUSTER ?= ctrain
+IMAGE ?= ctrain:dev
+KIND_ENV = $(BIN)/python tests/e2e/conftest.py
+
+.PHONY: kind-up
+kind-up: $(STAMP) ## Create the kind cluster from kind-config.yaml (needs Docker and kind).
+	$(KIND_ENV) up --cluster $(KIND_CLUSTER)
+
+.PHONY: kind-deploy
+kind-deploy: $(STAMP) ## Build the image, load it into kind, start S3 (moto), install the chart.
+	$(KIND_ENV) deploy --cluster $(KIND_CLUSTER) --image $(IMAGE)
+
+.PHONY: kind-demo
+kind-demo: $(STAMP) ## Train and serve iris on kind (after kind-deploy); model on localhost:8080.
+	$(KIND_ENV) demo --cluster $(KIND_CLUSTER) --image $(IMAGE)
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster.
+	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: test-e2e
+test-e2e: $(STAMP) ## e2e tests on kind (skipped, saying what is missing, without Docker/kind).
+	CTRAIN_E2E_CLUSTER=$(KIND_CLUSTER) CTRAIN_E2E_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e -rs

@@ -1,5 +1,6 @@
 """Small helpers the integration tests share: waiting on conditions, restricted pod specs."""
 
+import re
 import subprocess
 import time
 import uuid
@@ -107,7 +108,8 @@ def settle(seconds: float) -> None:
 def make_namespace(
     core: client.CoreV1Api, prefix: str, labels: dict[str, str] | None = None
 ) -> str:
-    name = f"{prefix[:40].rstrip('-')}-{uuid.uuid4().hex[:6]}".lower().replace("_", "-")
+    stem = re.sub(r"[^a-z0-9-]+", "-", prefix.lower())[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
     core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
     )

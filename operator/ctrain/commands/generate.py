@@ -1,9 +1,10 @@
 """`ctrain generate`: write the CRD YAML generated from the API models.
 
 The CRDs are derived files: the pydantic models in `ctrain.api` are the source of truth.
-They are written to `crds/` at the repository root (for kubectl and the chart) and to
-`operator/ctrain/crds/` (package data, so an installed operator can apply them). `--check`
-is for CI and tests: it changes nothing and fails when a file is stale.
+They are written to `crds/` at the repository root (for kubectl), to
+`operator/ctrain/crds/` (package data, so an installed operator can apply them) and, as
+Helm templates, to `charts/ctrain/templates/crds/`. `--check` is for CI and tests: it
+changes nothing and fails when a file is stale.
 """
 
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 
 import ctrain
 from ctrain.api.crd import GROUP, render_all
+from ctrain.chart import CHART_CRD_SUBDIR, render_chart_crds
 
 PACKAGE_DIR = Path(ctrain.__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[1]
@@ -22,6 +24,14 @@ def default_output_dirs() -> list[Path]:
     if (REPO_ROOT / "pyproject.toml").is_file():
         return [REPO_ROOT / "crds", PACKAGE_DIR / "crds"]
     return [Path.cwd() / "crds"]
+
+
+def default_targets() -> list[tuple[Path, dict[str, str]]]:
+    """The chart's CRD templates, in a source checkout that has the chart; else nothing."""
+    chart_dir = REPO_ROOT / CHART_CRD_SUBDIR
+    if (REPO_ROOT / "pyproject.toml").is_file() and chart_dir.parent.is_dir():
+        return [(chart_dir, render_chart_crds())]
+    return []
 
 
 def stale_files(directory: Path, rendered: dict[str, str]) -> list[Path]:
@@ -56,21 +66,23 @@ def write(directory: Path, rendered: dict[str, str]) -> list[Path]:
     multiple=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the CRD YAML (repeatable). "
-    "Default: crds/ and operator/ctrain/crds/ in a source checkout.",
+    "Default: crds/, operator/ctrain/crds/ and the chart's templates/crds/ in a source checkout.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file is stale.")
 def generate(output_dirs: tuple[Path, ...], check: bool) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
     rendered = render_all()
-    directories = list(output_dirs) or default_output_dirs()
+    targets = [(d, rendered) for d in list(output_dirs) or default_output_dirs()]
+    if not output_dirs:
+        targets += default_targets()
     if check:
-        stale = [path for d in directories for path in stale_files(d, rendered)]
+        stale = [path for d, texts in targets for path in stale_files(d, texts)]
         for path in stale:
             click.echo(f"stale: {path}", err=True)
         if stale:
             raise click.ClickException("generated files are stale: run `make generate`")
         click.echo("generated files are up to date")
         return
-    for directory in directories:
-        for path in write(directory, rendered):
+    for directory, texts in targets:
+        for path in write(directory, texts):
             click.echo(f"wrote {path}" if path.exists() else f"removed {path}")

@@ -62,7 +62,7 @@ def kube_cache_dir() -> Path:
 
 
 def helm_cache_dir() -> Path:
-    return cache_root() / f"helm-{HELM_VERSION}"
+    return cache_root() / f"helm-{HELM_VERSION}-k8s-{KUBERNETES_VERSION}"
 
 
 def _version_ldflags() -> str:
@@ -93,13 +93,22 @@ def go_build_commands() -> list[tuple[Path, list[str], Path]]:
         f"{kube_out}.partial/",
         *_KUBE_PACKAGES,
     ]
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    # Like upstream's Makefile: helm's offline default Kubernetes version (for `helm
+    # template` and `--dry-run`) is the one the sandbox runs.
+    helm_flags = [f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"]
+    for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        helm_flags += [
+            f"-X {package}.k8sVersionMajor={major}",
+            f"-X {package}.k8sVersionMinor={minor}",
+        ]
     helm = [
         "go",
         "build",
         "-v",
         "-trimpath",
         "-ldflags",
-        f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+        " ".join(helm_flags),
         "-o",
         f"{helm_out}.partial/",
         "helm.sh/helm/v3/cmd/helm",

@@ -1,0 +1,114 @@
+"""kopf registrations: each handler parses what it was given and routes to a reconciler.
+
+No business logic lives here. Handlers are synchronous (kopf runs them in a thread pool)
+and never raise for a bad object: every outcome ends in status and an Event.
+"""
+
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from ctrain.api import GROUP, VERSION
+from ctrain.controller import trainingjob
+from ctrain.controller.config import OperatorConfig
+from ctrain.controller.kube import Kube
+from ctrain.controller.training_builders import TRAININGJOB_LABEL
+
+log = logging.getLogger("ctrain.operator")
+RESYNC_SECONDS = 30.0
+
+
+@dataclasses.dataclass
+class Context:
+    kube: Kube
+    config: OperatorConfig
+    stopping: threading.Event
+
+
+def _load_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False  # our own Events, one per decision
+    settings.execution.max_workers = 8
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    context = Context(Kube(_load_client()), OperatorConfig.from_env(), threading.Event())
+    memo["ctx"] = context
+    threading.Thread(target=_resync_forever, args=(context,), name="resync", daemon=True).start()
+    log.info("ctrain operator started (%s)", context.config)
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo["ctx"].stopping.set()
+
+
+def _safely(what: str, func: Any, *args: Any) -> None:
+    """One object's failure is logged and retried on the next event or resync; never fatal."""
+    try:
+        func(*args)
+    except Exception:
+        log.exception("reconciling %s failed; it will be retried", what)
+
+
+@kopf.on.event(GROUP, VERSION, trainingjob.PLURAL)
+def trainingjob_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    ctx: Context = memo["ctx"]
+    _safely(
+        f"trainingjob {body.metadata.namespace}/{body.metadata.name}",
+        trainingjob.reconcile,
+        ctx.kube,
+        ctx.config,
+        body.metadata.namespace,
+        body.metadata.name,
+    )
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={TRAININGJOB_LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "pods", labels={TRAININGJOB_LABEL: kopf.PRESENT})
+def training_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    ctx: Context = memo["ctx"]
+    owner = body.metadata.labels[TRAININGJOB_LABEL]
+    _safely(
+        f"trainingjob {body.metadata.namespace}/{owner}",
+        trainingjob.reconcile,
+        ctx.kube,
+        ctx.config,
+        body.metadata.namespace,
+        owner,
+    )
+
+
+def _resync_forever(context: Context) -> None:
+    """Level-triggered safety net: re-reconcile unfinished objects even without events."""
+    while not context.stopping.wait(RESYNC_SECONDS):
+        try:
+            namespaces = context.config.watch_namespaces or (None,)
+            for namespace in namespaces:
+                for body in context.kube.list_custom(trainingjob.PLURAL, namespace):
+                    if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                        continue
+                    meta = body["metadata"]
+                    _safely(
+                        f"trainingjob {meta['namespace']}/{meta['name']}",
+                        trainingjob.reconcile,
+                        context.kube,
+                        context.config,
+                        meta["namespace"],
+                        meta["name"],
+                    )
+        except Exception:
+            log.exception("resync failed; trying again in %.0fs", RESYNC_SECONDS)

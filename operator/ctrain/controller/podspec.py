@@ -1,0 +1,87 @@
+"""Pure pieces every pod the operator creates shares: Pod Security `restricted`, storage env.
+
+Credentials reach pods only through `secretKeyRef`; the operator never reads a Secret.
+"""
+
+from typing import Any
+
+from ctrain.controller.config import OperatorConfig
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "ctrain"}
+ACCESS_KEY, SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
+SCRATCH_DIR = "/var/tmp"  # writable scratch space on a read-only root filesystem
+
+POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "fsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def storage_settings(storage: Any, config: OperatorConfig) -> dict[str, Any]:
+    """The effective storage of an object: its own `storage` over the operator's defaults."""
+    own = storage.to_wire() if storage is not None else {}
+    return {
+        "bucket": own.get("bucket") or config.default_bucket,
+        "prefix": own.get("prefix", config.default_prefix),
+        "secretRef": own.get("secretRef") or config.default_secret,
+        "endpoint": own.get("endpoint") or config.s3_endpoint,
+        "region": own.get("region") or config.s3_region,
+    }
+
+
+def storage_env(storage: dict[str, Any], config: OperatorConfig) -> list[dict[str, Any]]:
+    """Environment for boto3 in a pod: endpoint and region as values, keys from the Secret."""
+    env: list[dict[str, Any]] = [
+        {"name": "AWS_DEFAULT_REGION", "value": storage["region"]},
+        {"name": "CTRAIN_S3_ADDRESSING_STYLE", "value": config.s3_addressing_style},
+        {"name": "CTRAIN_BUCKET", "value": storage["bucket"]},
+        {"name": "CTRAIN_PREFIX", "value": storage["prefix"]},
+    ]
+    if storage.get("endpoint"):
+        env.append({"name": "AWS_ENDPOINT_URL", "value": storage["endpoint"]})
+    if storage.get("secretRef"):
+        for key in (ACCESS_KEY, SECRET_KEY):
+            env.append(
+                {
+                    "name": key,
+                    "valueFrom": {"secretKeyRef": {"name": storage["secretRef"], "key": key}},
+                }
+            )
+    return env
+
+
+def scratch_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """An emptyDir for temporary files (the root filesystem is read-only)."""
+    return {"name": "scratch", "emptyDir": {}}, {"name": "scratch", "mountPath": SCRATCH_DIR}
+
+
+def owner_reference(body: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_name(parent: str, suffix: str, limit: int = 63) -> str:
+    """A deterministic child name within `limit` characters (hashing long parents)."""
+    import hashlib
+
+    name = f"{parent}-{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(parent.encode()).hexdigest()[:8]
+    return f"{parent[: limit - len(suffix) - 10].rstrip('-')}-{digest}-{suffix}"

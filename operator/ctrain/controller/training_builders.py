@@ -1,0 +1,92 @@
+"""Pure builder of the batch/v1 Job that runs one TrainingJob's trainer."""
+
+import json
+from typing import Any
+
+from ctrain.api import TrainingJobSpec
+from ctrain.controller.config import OperatorConfig
+from ctrain.controller.podspec import (
+    CONTAINER_SECURITY_CONTEXT,
+    MANAGED_BY,
+    POD_SECURITY_CONTEXT,
+    SCRATCH_DIR,
+    child_name,
+    owner_reference,
+    scratch_volume,
+    storage_env,
+    storage_settings,
+)
+
+TRAININGJOB_LABEL = "ctrain.dev/trainingjob"
+MODEL_LABEL = "ctrain.dev/model"
+
+
+def job_name(trainingjob_name: str) -> str:
+    return child_name(trainingjob_name, "train")
+
+
+def trainer_spec(spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any]:
+    """The spec the trainer receives: the user's spec with storage defaults resolved."""
+    wire = spec.to_wire()
+    storage = storage_settings(spec.storage, config)
+    wire["storage"] = {k: v for k, v in storage.items() if v is not None and k != "endpoint"}
+    return wire
+
+
+def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any]:
+    metadata = body["metadata"]
+    name, namespace = metadata["name"], metadata["namespace"]
+    labels = {
+        **MANAGED_BY,
+        "app.kubernetes.io/name": "ctrain-trainer",
+        TRAININGJOB_LABEL: name,
+        MODEL_LABEL: spec.model,
+    }
+    storage = storage_settings(spec.storage, config)
+    env = [
+        {"name": "CTRAIN_TRAININGJOB_NAME", "value": name},
+        {"name": "CTRAIN_TRAININGJOB_NAMESPACE", "value": namespace},
+        {"name": "CTRAIN_TRAININGJOB_UID", "value": metadata["uid"]},
+        {"name": "HOME", "value": SCRATCH_DIR},
+        {"name": "TMPDIR", "value": SCRATCH_DIR},
+        *storage_env(storage, config),
+    ]
+    volume, mount = scratch_volume()
+    container = {
+        "name": "trainer",
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["ctrain", "train"],
+        "args": ["--spec-json", json.dumps(trainer_spec(spec, config), sort_keys=True)],
+        "env": env,
+        "resources": spec.resources or {},
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [mount],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(name),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(body)],
+        },
+        "spec": {
+            "backoffLimit": spec.backoff_limit,
+            "activeDeadlineSeconds": spec.active_deadline_seconds,
+            "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,  # the trainer needs no API access
+                    "enableServiceLinks": False,
+                    "securityContext": POD_SECURITY_CONTEXT,
+                    "containers": [container],
+                    "volumes": [volume],
+                },
+            },
+        },
+    }

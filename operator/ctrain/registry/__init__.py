@@ -1,0 +1,46 @@
+"""The model registry in S3: versions, artifacts, the champion alias (see `.core`).
+
+Public names are re-exported here; import them from `ctrain.registry`.
+"""
+
+from ctrain.registry.core import ChampionChange, LoadedModel, Registry, format_time, sha256_hex
+from ctrain.registry.errors import (
+    IntegrityError,
+    InvalidReference,
+    RegistryError,
+    StorageUnavailable,
+    UntrustedModel,
+    VersionConflict,
+    VersionNotFound,
+)
+from ctrain.registry.layout import (
+    CHAMPION,
+    LATEST,
+    METADATA_FILE,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    Layout,
+)
+from ctrain.registry.trust import TRUSTED_TYPES
+
+__all__ = [
+    "CHAMPION",
+    "LATEST",
+    "METADATA_FILE",
+    "MODEL_FILE",
+    "REFERENCE_FILE",
+    "TRUSTED_TYPES",
+    "ChampionChange",
+    "IntegrityError",
+    "InvalidReference",
+    "Layout",
+    "LoadedModel",
+    "Registry",
+    "RegistryError",
+    "StorageUnavailable",
+    "UntrustedModel",
+    "VersionConflict",
+    "VersionNotFound",
+    "format_time",
+    "sha256_hex",
+]

@@ -1,0 +1,290 @@
+"""One training run, end to end: the body of `ctrain train`.
+
+parse spec → build estimator → load data → validate → split → fit → evaluate (gates,
+champion on the same holdout) → reserve a version → publish → promote if blessed.
+
+The order puts the cheap checks of the spec (estimator, parameters, metrics) before
+reading any data. `run` never raises: every outcome is a termination payload and an
+exit code (0 success, 1 failure), failures carrying a reason from docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+import skops.io
+from sklearn.utils._param_validation import InvalidParameterError
+
+from ctrain import __version__
+from ctrain.api import Metric, Reason, StorageSpec, Task, TrainingJobSpec
+from ctrain.registry import Registry, RegistryError, format_time
+from ctrain.storage import S3Client
+from ctrain.trainer.compare import judge, score_champion
+from ctrain.trainer.data import load_dataset
+from ctrain.trainer.errors import TrainerError
+from ctrain.trainer.estimators import build_estimator, build_pipeline
+from ctrain.trainer.evaluate import (
+    PROBA_METRICS,
+    compute_metrics,
+    evaluate_gates,
+    split_holdout,
+    target_values,
+)
+from ctrain.trainer.features import feature_kinds, to_matrix
+from ctrain.trainer.reference import compute_reference
+from ctrain.trainer.termination import failure
+from ctrain.trainer.validation import validate
+
+__all__ = ["TrainerContext", "parse_spec", "run", "train"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUCKET = "models"
+DEFAULT_PREFIX = "ctrain"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TrainerContext:
+    """What a run needs from outside: S3, where the registry is, who asked, the clock.
+
+    ``bucket``/``prefix`` are explicit overrides (``--bucket``); otherwise the spec's
+    ``storage`` wins, then ``default_bucket``/``default_prefix`` (``CTRAIN_BUCKET``...).
+    """
+
+    client_factory: Callable[[StorageSpec | None], S3Client]
+    bucket: str | None = None
+    prefix: str | None = None
+    default_bucket: str = DEFAULT_BUCKET
+    default_prefix: str = DEFAULT_PREFIX
+    training_job: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = _utcnow
+
+    def registry_location(self, storage: StorageSpec | None) -> tuple[str, str]:
+        bucket = self.bucket or (storage.bucket if storage else None) or self.default_bucket
+        prefix = self.prefix
+        if prefix is None:
+            prefix = storage.prefix if storage and storage.prefix is not None else None
+        return bucket, self.default_prefix if prefix is None else prefix
+
+
+def run(raw_spec: str | Mapping[str, Any], ctx: TrainerContext) -> tuple[int, dict[str, Any]]:
+    """Run one training; return (exit code, termination payload). Never raises."""
+    try:
+        spec = parse_spec(raw_spec)
+        return 0, train(spec, ctx)
+    except TrainerError as exc:
+        log.error("failed reason=%s message=%s", exc.reason.value, exc.message)
+        return 1, failure(exc.reason, exc.message)
+    except Exception as exc:  # classified: anything unforeseen is a failed training run
+        log.exception("failed reason=TrainingFailed (unexpected error)")
+        return 1, failure(Reason.TRAINING_FAILED, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def parse_spec(raw_spec: str | Mapping[str, Any]) -> TrainingJobSpec:
+    """Validate the TrainingJob spec; an estimator off the allowlist is UnknownEstimator."""
+    try:
+        data = json.loads(raw_spec) if isinstance(raw_spec, str) else raw_spec
+    except ValueError as exc:
+        raise TrainerError(Reason.INVALID_SPEC, f"the spec is not valid JSON: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise TrainerError(Reason.INVALID_SPEC, "the spec must be a JSON object")
+    try:
+        return TrainingJobSpec.parse(data)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}"
+            for error in errors
+        )
+        unknown = any(tuple(error["loc"][:2]) == ("estimator", "type") for error in errors)
+        reason = Reason.UNKNOWN_ESTIMATOR if unknown else Reason.INVALID_SPEC
+        raise TrainerError(reason, f"invalid spec: {problems}") from exc
+
+
+def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
+    """The run itself; raises TrainerError. Returns the success termination payload."""
+    evaluation = spec.evaluation
+    metrics = spec.effective_metrics()
+    estimator, params = build_estimator(spec.estimator, seed=evaluation.seed)
+    _check_metrics_supported(estimator, metrics, spec.estimator.type)
+    try:
+        s3 = ctx.client_factory(spec.storage)
+    except ValueError as exc:
+        raise TrainerError(Reason.STORAGE_ERROR, f"S3 client settings: {exc}") from exc
+
+    dataset = load_dataset(spec.dataset, s3)
+    frame, target = dataset.frame, spec.dataset.target_column
+    features = list(spec.dataset.features) or [c for c in frame.columns if c != target]
+    log.info("loaded uri=%s rows=%d fingerprint=%s", dataset.uri, dataset.rows, dataset.fingerprint)
+
+    validate(frame, spec.dataset.expectations, target=target, features=features, task=spec.task)
+    log.info("validated columns=%d features=%d", len(frame.columns), len(features))
+
+    kinds = feature_kinds(frame, features, spec.dataset.expectations)
+    holdout = split_holdout(
+        frame, target=target, task=spec.task, test_size=evaluation.test_size, seed=evaluation.seed
+    )
+    pipeline = build_pipeline(estimator, kinds)
+    _fit(pipeline, to_matrix(holdout.train, kinds), target_values(holdout.train[target], spec.task))
+    log.info(
+        "fitted estimator=%s train_rows=%d test_rows=%d stratified=%s",
+        spec.estimator.type,
+        len(holdout.train),
+        len(holdout.test),
+        holdout.stratified,
+    )
+
+    y_test = target_values(holdout.test[target], spec.task)
+    scores = compute_metrics(pipeline, to_matrix(holdout.test, kinds), y_test, metrics)
+    gates = evaluate_gates(scores, evaluation.gates)
+    classes = _classes(pipeline, spec.task)
+
+    s3_registry = Registry(s3, *ctx.registry_location(spec.storage), clock=ctx.clock)
+    baseline = None
+    if evaluation.baseline == "champion":
+        baseline = score_champion(
+            s3_registry,
+            spec.model,
+            holdout.test,
+            target=target,
+            task=spec.task,
+            metrics=metrics,
+            classes=classes,
+        )
+    verdict = judge(
+        scores,
+        gates,
+        baseline,
+        key_metric=metrics[0],
+        min_improvement=evaluation.min_improvement,
+        promote=spec.promote,
+    )
+    log.info("evaluated metrics=%s decision=%r", json.dumps(scores), verdict.decision)
+
+    model_bytes = skops.io.dumps(pipeline)
+    reference = compute_reference(holdout.train, kinds)
+    metadata = {
+        "createdAt": format_time(ctx.clock()),
+        "task": spec.task.value,
+        "target": target,
+        "features": features,
+        "featureTypes": dict(kinds),
+        "classes": classes,
+        "estimator": {"type": spec.estimator.type, "params": params},
+        "primaryMetric": metrics[0].value,
+        "metrics": scores,
+        "gates": gates,
+        "baseline": None if baseline is None else baseline.to_json(),
+        "blessed": verdict.blessed,
+        "decision": verdict.decision,
+        "dataset": {"uri": dataset.uri, "fingerprint": dataset.fingerprint, "rows": dataset.rows},
+        "split": {
+            "testSize": evaluation.test_size,
+            "seed": evaluation.seed,
+            "stratified": holdout.stratified,
+            "trainRows": len(holdout.train),
+            "testRows": len(holdout.test),
+        },
+        "packageVersion": __version__,
+        "trainingJob": dict(ctx.training_job),
+    }
+    version, promoted, decision = _register(
+        s3_registry, spec, verdict.promote, verdict.decision, model_bytes, metadata, reference, ctx
+    )
+    return {
+        "ok": True,
+        "model": spec.model,
+        "version": version,
+        "artifactUri": s3_registry.artifact_uri(spec.model, version),
+        "task": spec.task.value,
+        "metrics": scores,
+        "keyMetric": f"{metrics[0].value}={scores[metrics[0].value]:.4f}",
+        "baseline": metadata["baseline"],
+        "blessed": verdict.blessed,
+        "promoted": promoted,
+        "gates": gates,
+        "decision": decision,
+        "dataFingerprint": dataset.fingerprint,
+        "rows": dataset.rows,
+    }
+
+
+def _register(
+    registry: Registry,
+    spec: TrainingJobSpec,
+    promote: bool,
+    decision: str,
+    model_bytes: bytes,
+    metadata: dict[str, Any],
+    reference: dict[str, Any],
+    ctx: TrainerContext,
+) -> tuple[str, bool, str]:
+    """Reserve, publish, and promote if asked; returns (version, promoted, decision)."""
+    job = ctx.training_job
+    who = f"TrainingJob {job.get('namespace', '')}/{job.get('name', '')}".rstrip("/")
+    version = ""
+    try:
+        version = registry.reserve_version(spec.model, owner=job.get("uid", "") or who)
+        registry.publish(spec.model, version, model_bytes, metadata, reference)
+        log.info("published version=%s uri=%s", version, registry.artifact_uri(spec.model, version))
+        if not promote:
+            return version, False, decision
+        # Another run may have promoted since the comparison; never overwrite it blindly.
+        baseline = metadata["baseline"]
+        compared_with = None if baseline is None else baseline["version"]
+        current = registry.champion(spec.model)
+        if current != compared_with and spec.evaluation.baseline == "champion":
+            return (
+                version,
+                False,
+                f"not promoted: the champion changed to v{current} during the run",
+            )
+        registry.set_champion(spec.model, version, reason=f"{decision} ({who})")
+        log.info("promoted version=%s", version)
+        return version, True, decision
+    except RegistryError as exc:
+        where = f" (version {version})" if version else ""
+        raise TrainerError(Reason.STORAGE_ERROR, f"model registry{where}: {exc}") from exc
+
+
+def _check_metrics_supported(estimator: Any, metrics: list[Metric], name: str) -> None:
+    if not hasattr(estimator, "predict_proba"):
+        needs = [metric.value for metric in metrics if metric in PROBA_METRICS]
+        if needs:
+            raise TrainerError(
+                Reason.INVALID_SPEC,
+                f"metrics {', '.join(needs)} need predict_proba, which {name} with these "
+                "parameters does not provide",
+            )
+
+
+def _fit(pipeline: Any, matrix: Any, y: Any) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            pipeline.fit(matrix, y)
+        except InvalidParameterError as exc:  # a parameter checked only against the data
+            raise TrainerError(Reason.INVALID_PARAMS, f"fit rejected a parameter: {exc}") from exc
+        except Exception as exc:  # classified: the estimator rejected the data
+            raise TrainerError(
+                Reason.TRAINING_FAILED, f"fit failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    for warning in {str(w.message) for w in caught}:
+        log.warning("fit warning: %s", warning)
+
+
+def _classes(pipeline: Any, task: Task) -> list[Any] | None:
+    if task != Task.CLASSIFICATION:
+        return None
+    return [label.item() if hasattr(label, "item") else label for label in pipeline.classes_]
