@@ -13,13 +13,16 @@ import kopf
 from kubernetes import client, config
 
 from ctrain.api import GROUP, VERSION
-from ctrain.controller import trainingjob
+from ctrain.controller import modeldeployment, trainingjob
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.kube import Kube
+from ctrain.controller.serving_builders import DEPLOYMENT_LABEL
 from ctrain.controller.training_builders import TRAININGJOB_LABEL
 
 log = logging.getLogger("ctrain.operator")
 RESYNC_SECONDS = 30.0
+# ModelDeployments are re-checked often: aliases move in the registry, canaries age.
+SERVING_RESYNC_SECONDS = 5.0
 
 
 @dataclasses.dataclass
@@ -46,6 +49,9 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     context = Context(Kube(_load_client()), OperatorConfig.from_env(), threading.Event())
     memo["ctx"] = context
     threading.Thread(target=_resync_forever, args=(context,), name="resync", daemon=True).start()
+    threading.Thread(
+        target=_resync_serving_forever, args=(context,), name="resync-serving", daemon=True
+    ).start()
     log.info("ctrain operator started (%s)", context.config)
 
 
@@ -112,3 +118,50 @@ def _resync_forever(context: Context) -> None:
                     )
         except Exception:
             log.exception("resync failed; trying again in %.0fs", RESYNC_SECONDS)
+
+
+@kopf.on.event(GROUP, VERSION, modeldeployment.PLURAL)
+def modeldeployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    ctx: Context = memo["ctx"]
+    _safely(
+        f"modeldeployment {body.metadata.namespace}/{body.metadata.name}",
+        modeldeployment.reconcile,
+        ctx.kube,
+        ctx.config,
+        body.metadata.namespace,
+        body.metadata.name,
+    )
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
+def serving_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    ctx: Context = memo["ctx"]
+    owner = body.metadata.labels[DEPLOYMENT_LABEL]
+    _safely(
+        f"modeldeployment {body.metadata.namespace}/{owner}",
+        modeldeployment.reconcile,
+        ctx.kube,
+        ctx.config,
+        body.metadata.namespace,
+        owner,
+    )
+
+
+def _resync_serving_forever(context: Context) -> None:
+    while not context.stopping.wait(SERVING_RESYNC_SECONDS):
+        try:
+            for namespace in context.config.watch_namespaces or (None,):
+                for body in context.kube.list_custom(modeldeployment.PLURAL, namespace):
+                    meta = body["metadata"]
+                    _safely(
+                        f"modeldeployment {meta['namespace']}/{meta['name']}",
+                        modeldeployment.reconcile,
+                        context.kube,
+                        context.config,
+                        meta["namespace"],
+                        meta["name"],
+                    )
+        except Exception:
+            log.exception("serving resync failed; trying again in %.0fs", SERVING_RESYNC_SECONDS)

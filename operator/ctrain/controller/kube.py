@@ -63,6 +63,16 @@ class Kube:
             raise
         return True
 
+    def delete(self, call: Callable[..., Any], name: str, namespace: str) -> bool:
+        """Delete (background propagation); False if it was already gone."""
+        try:
+            call(name, namespace, propagation_policy="Background")
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
     # --- custom resources ---------------------------------------------------------------
 
     def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -82,18 +92,19 @@ class Kube:
         return list(result["items"])
 
     def patch_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> bool:
-        """Write status if it changed; False if the object is gone."""
-        if status == body.get("status"):
+        """Write status if it changed; False if the object is gone.
+
+        A JSON merge patch keeps keys it does not mention, so keys dropped from the status
+        are sent as null to remove them.
+        """
+        old = body.get("status") or {}
+        if status == old:
             return True
+        patch = {**{key: None for key in old if key not in status}, **_json(status)}
         metadata = body["metadata"]
         try:
             self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                metadata["namespace"],
-                plural,
-                metadata["name"],
-                {"status": _json(status)},
+                GROUP, VERSION, metadata["namespace"], plural, metadata["name"], {"status": patch}
             )
         except ApiException as error:
             if error.status == 404:

@@ -329,11 +329,13 @@ class PodWorker(threading.Thread):
             process.wait()
         self._finished(container, process.returncode)
 
-    def _kill_all(self, grace: float) -> None:
+    def _kill_all(self, grace: float, pre_stop: bool = False) -> None:
         running = [c for c in self.init + self.main if c.process is not None]
+        deadline = time.monotonic() + grace
+        if pre_stop:
+            self._pre_stop(running, deadline)
         for container in running:
             _signal_group(container.process.pid, signal.SIGTERM)  # type: ignore[union-attr]
-        deadline = time.monotonic() + grace
         for container in running:
             assert container.process is not None
             try:
@@ -343,11 +345,29 @@ class PodWorker(threading.Thread):
                 container.process.wait()
             self._finished(container, container.process.returncode)
 
+    def _pre_stop(self, running: list[Container], deadline: float) -> None:
+        """Run preStop hooks (sleep, exec, httpGet) within the grace period, as a kubelet does."""
+        pause = 0.0
+        for container in running:
+            hook = (container.spec.get("lifecycle") or {}).get("preStop") or {}
+            remaining = max(0.0, deadline - time.monotonic())
+            if "sleep" in hook:
+                pause = max(pause, float(hook["sleep"]["seconds"]))
+            elif "exec" in hook or "httpGet" in hook:
+                assert container.process is not None
+                prefix = ["nsenter", f"--target={container.process.pid}", "--mount", "--net", "--"]
+                action = {**hook, "timeoutSeconds": remaining}
+                if not probes.check(action, self.pod_ip, {}, prefix):
+                    log.info(
+                        "pod %s container %s: preStop hook failed", self.name, container.status.name
+                    )
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+
     def _terminate(self, pod: dict[str, Any]) -> None:
         grace = pod["metadata"].get("deletionGracePeriodSeconds")
         if grace is None:
             grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
-        self._kill_all(float(grace))
+        self._kill_all(float(grace), pre_stop=True)
         self._publish(pod)
         self._teardown()
         metadata = pod["metadata"]

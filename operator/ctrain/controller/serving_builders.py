@@ -1,0 +1,176 @@
+"""Pure builders of a ModelDeployment's children: the Service and the stable/canary Deployments.
+
+Every pod carries the resolved model version in its template (label and `--version`), so a
+version change is a Deployment rollout; `maxUnavailable: 0` and a readiness probe on
+`/v2/health/ready` keep serving capacity during it, and a preStop pause lets endpoints
+drop a terminating pod before its server stops.
+"""
+
+import hashlib
+import json
+from typing import Any
+
+from ctrain.api import ModelDeploymentSpec
+from ctrain.controller.config import OperatorConfig
+from ctrain.controller.podspec import (
+    CONTAINER_SECURITY_CONTEXT,
+    MANAGED_BY,
+    POD_SECURITY_CONTEXT,
+    SCRATCH_DIR,
+    child_name,
+    owner_reference,
+    scratch_volume,
+    storage_env,
+    storage_settings,
+)
+
+DEPLOYMENT_LABEL = "ctrain.dev/modeldeployment"
+VERSION_LABEL = "ctrain.dev/model-version"
+TRACK_LABEL = "ctrain.dev/track"
+SPEC_HASH = "ctrain.dev/spec-hash"
+HTTP_PORT = 8080
+PRESTOP_SECONDS = 3
+
+
+def deployment_name(md_name: str, track: str) -> str:
+    return md_name if track == "stable" else child_name(md_name, "canary")
+
+
+def service_name(md_name: str) -> str:
+    return md_name
+
+
+def selector(md_name: str) -> dict[str, str]:
+    return {DEPLOYMENT_LABEL: md_name}
+
+
+def endpoint(md_name: str, namespace: str, model: str) -> str:
+    return f"http://{service_name(md_name)}.{namespace}.svc.cluster.local/v2/models/{model}"
+
+
+def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) pod counts whose canary share is closest to `weight` percent.
+
+    The canary gets at least one pod and the stable track keeps at least `replicas`, and
+    at most twice that for the duration of the canary when that is what the weight needs.
+    """
+    best: tuple[float, int, int] | None = None
+    base = max(replicas, 1)
+    for canary in range(1, base + 1):
+        for stable in range(base, 2 * base + 1):
+            error = abs(canary / (stable + canary) - weight / 100)
+            candidate = (round(error, 6), stable + canary, canary)
+            if best is None or candidate < best:
+                best = candidate
+    assert best is not None
+    _, total, canary = best
+    return total - canary, canary
+
+
+def effective_weight(stable: int, canary: int) -> int:
+    return round(100 * canary / (stable + canary)) if stable + canary else 0
+
+
+def build_service(body: Any, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    name = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name(name),
+            "namespace": body["metadata"]["namespace"],
+            "labels": {**MANAGED_BY, DEPLOYMENT_LABEL: name},
+            "ownerReferences": [owner_reference(body)],
+        },
+        "spec": {
+            "selector": selector(name),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_deployment(
+    body: Any,
+    spec: ModelDeploymentSpec,
+    config: OperatorConfig,
+    *,
+    track: str,
+    version: str,
+    replicas: int,
+) -> dict[str, Any]:
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    labels = {
+        **MANAGED_BY,
+        "app.kubernetes.io/name": "ctrain-server",
+        DEPLOYMENT_LABEL: name,
+        "ctrain.dev/model": spec.model,
+        TRACK_LABEL: track,
+    }
+    pod_labels = {**labels, VERSION_LABEL: version}
+    storage = storage_settings(spec.storage, config)
+    volume, mount = scratch_volume()
+    probe = {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "periodSeconds": 2,
+        "failureThreshold": 2,
+        "timeoutSeconds": 2,
+    }
+    container = {
+        "name": "server",
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["ctrain", "serve"],
+        "args": ["--model", spec.model, "--version", version, "--port", str(HTTP_PORT)],
+        "env": [
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "HOME", "value": SCRATCH_DIR},
+            {"name": "TMPDIR", "value": SCRATCH_DIR},
+            *storage_env(storage, config),
+        ],
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "readinessProbe": probe,
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+            "timeoutSeconds": 2,
+        },
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
+        "resources": spec.resources or {},
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "volumeMounts": [mount],
+    }
+    manifest: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(name, track),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(body)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {DEPLOYMENT_LABEL: name, TRACK_LABEL: track}},
+            "progressDeadlineSeconds": spec.progress_deadline_seconds,
+            "revisionHistoryLimit": 3,
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "automountServiceAccountToken": False,  # the server needs no API access
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": POD_SECURITY_CONTEXT,
+                    "containers": [container],
+                    "volumes": [volume],
+                },
+            },
+        },
+    }
+    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()
+    manifest["metadata"]["annotations"] = {SPEC_HASH: digest[:16]}
+    return manifest

@@ -1,0 +1,100 @@
+"""Read what the serving pods report: request counts (for canary analysis) and drift.
+
+The operator asks each ready pod directly at its IP (`/metrics`, `/drift`), as Prometheus
+would scrape it, so canary decisions need no monitoring stack.
+"""
+
+import datetime
+import logging
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger("ctrain.operator")
+TIMEOUT = httpx.Timeout(3.0)
+INFER_ROUTE = "infer"
+
+
+def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
+    ips = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if ready and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+            ips.append(status["podIP"])
+    return ips
+
+
+def request_counts(metrics_text: str) -> tuple[int, int]:
+    """(inference requests, failed ones: any non-2xx answer) from a pod's /metrics text."""
+    total = failed = 0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name != "ctrain_serving_requests_total":
+                continue
+            if sample.labels.get("route") != INFER_ROUTE:
+                continue
+            count = int(sample.value)
+            total += count
+            if not str(sample.labels.get("code", "")).startswith("2"):
+                failed += count
+    return total, failed
+
+
+def canary_counts(ips: list[str], port: int) -> tuple[int, int]:
+    total = failed = 0
+    with httpx.Client(timeout=TIMEOUT) as client:
+        for ip in ips:
+            try:
+                response = client.get(f"http://{ip}:{port}/metrics")
+                response.raise_for_status()
+            except httpx.HTTPError as error:
+                log.info("canary pod %s: metrics unavailable (%s)", ip, error)
+                continue
+            pod_total, pod_failed = request_counts(response.text)
+            total, failed = total + pod_total, failed + pod_failed
+    return total, failed
+
+
+def combine_drift(
+    reports: list[dict[str, Any]], threshold: float, min_samples: int
+) -> dict[str, Any]:
+    """One drift status from every pod's /drift: sample-weighted scores, summed samples."""
+    samples = sum(int(r.get("samples") or 0) for r in reports)
+    scored = [r for r in reports if r.get("score") is not None and r.get("samples")]
+    weight = sum(int(r["samples"]) for r in scored)
+    score = sum(float(r["score"]) * int(r["samples"]) for r in scored) / weight if weight else None
+    features: dict[str, float] = {}
+    for name in sorted({n for r in scored for n in (r.get("features") or {})}):
+        values = [
+            (float(r["features"][name]), int(r["samples"]))
+            for r in scored
+            if r.get("features", {}).get(name) is not None
+        ]
+        total = sum(n for _, n in values)
+        if total:
+            features[name] = round(sum(v * n for v, n in values) / total, 6)
+    return {
+        "score": None if score is None else round(score, 6),
+        "detected": bool(score is not None and samples >= min_samples and score > threshold),
+        "samples": samples,
+        "features": features,
+        "checkedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def drift_reports(ips: list[str], port: int) -> list[dict[str, Any]]:
+    reports = []
+    with httpx.Client(timeout=TIMEOUT) as client:
+        for ip in ips:
+            try:
+                response = client.get(f"http://{ip}:{port}/drift")
+                response.raise_for_status()
+                reports.append(response.json())
+            except (httpx.HTTPError, ValueError) as error:
+                log.info("serving pod %s: drift unavailable (%s)", ip, error)
+    return reports

@@ -1,0 +1,207 @@
+"""The ModelDeployment rollout state machine and the serving children's builders (pure)."""
+
+import datetime
+
+import pytest
+
+from ctrain.api import ModelDeploymentSpec
+from ctrain.controller.config import OperatorConfig
+from ctrain.controller.serving_builders import (
+    VERSION_LABEL,
+    build_deployment,
+    canary_replicas,
+    effective_weight,
+)
+from ctrain.controller.serving_plan import Observed, Track, plan
+from ctrain.controller.serving_probe import combine_drift, request_counts
+
+pytestmark = pytest.mark.unit
+NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.UTC)
+BODY = {"apiVersion": "ctrain.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "iris", "namespace": "ns", "uid": "u1"}}  # fmt: skip
+
+
+def spec(**overrides) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.parse({"model": "iris", "replicas": 2, **overrides})
+
+
+def canary_spec(**canary) -> ModelDeploymentSpec:
+    settings = {"weight": 20, "promoteAfterSeconds": 60, "maxErrorRate": 0.05, **canary}
+    return spec(strategy={"type": "Canary", "canary": settings})
+
+
+def track(version: str, replicas: int = 2, ready: int | None = None, complete: bool = True,
+          exceeded: bool = False) -> Track:  # fmt: skip
+    ready = replicas if ready is None else ready
+    return Track(version, replicas, ready, complete, exceeded)
+
+
+def at(seconds: float) -> datetime.datetime:
+    return NOW + datetime.timedelta(seconds=seconds)
+
+
+def condition(status: dict, kind: str) -> tuple[str, str]:
+    found = next(c for c in status["conditions"] if c["type"] == kind)
+    return found["status"], found["reason"]
+
+
+def test_first_deploy_creates_the_stable_track():
+    result = plan(spec(), {}, Observed("1", None, None, None, now=NOW), generation=1)
+    assert result.stable == ("1", 2)
+    assert result.canary is None
+    assert result.status["phase"] == "Progressing"
+    assert [e[0] for e in result.events] == ["RollingOut"]
+
+
+def test_no_version_yet_is_pending_with_the_reason():
+    result = plan(
+        spec(), {}, Observed(None, "VersionNotFound: no champion", None, None, now=NOW), 1
+    )
+    assert result.stable is None
+    assert result.status["phase"] == "Pending"
+    assert "no champion" in result.status["message"]
+    assert condition(result.status, "Ready")[0] == "False"
+
+
+def test_completed_rollout_is_available_and_records_the_version():
+    result = plan(spec(), {}, Observed("1", None, track("1"), None, now=NOW), 1)
+    assert result.status["currentVersion"] == "1"
+    assert result.status["phase"] == "Available"
+    assert condition(result.status, "Ready") == ("True", "RolloutComplete")
+    assert condition(result.status, "Progressing")[0] == "False"
+    again = plan(spec(), result.status, Observed("1", None, track("1"), None, now=NOW), 1)
+    assert again.events == []  # a settled object produces no Events
+
+
+def test_new_champion_rolls_the_stable_template():
+    old = {"currentVersion": "1"}
+    result = plan(spec(), old, Observed("2", None, track("1"), None, now=NOW), 1)
+    assert result.stable == ("2", 2)
+    assert result.status["previousVersion"] == "1"
+    assert result.status["phase"] == "Progressing"
+    done = plan(spec(), result.status, Observed("2", None, track("2"), None, now=at(30)), 1)
+    assert done.status["currentVersion"] == "2"
+    assert done.status["phase"] == "Available"
+
+
+def test_rollout_past_its_deadline_rolls_back_and_holds():
+    old = {"currentVersion": "1", "previousVersion": "1"}
+    stuck = track("2", ready=1, complete=False, exceeded=True)
+    result = plan(spec(), old, Observed("2", None, stuck, None, now=NOW), 1)
+    assert result.stable == ("1", 2)
+    assert result.status["rolledBackVersion"] == "2"
+    assert [e[0] for e in result.events] == ["RolledBack"]
+    # The rolled-back version is not retried while it is still the one requested.
+    back = plan(spec(), result.status, Observed("2", None, track("1"), None, now=at(10)), 1)
+    assert back.stable == ("1", 2)
+    assert back.status["phase"] == "Degraded"
+    assert condition(back.status, "Degraded") == ("True", "RolledBack")
+    assert condition(back.status, "Ready")[0] == "True"  # still serving version 1
+    # A newer version is tried again.
+    newer = plan(spec(), back.status, Observed("3", None, track("1"), None, now=at(20)), 1)
+    assert newer.stable == ("3", 2)
+    assert "rolledBackVersion" not in newer.status
+
+
+def test_canary_runs_beside_stable_then_promotes():
+    old = {"currentVersion": "1"}
+    stable_pods, canary_pods = canary_replicas(2, 20)
+    first = plan(canary_spec(), old, Observed("2", None, track("1"), None, now=NOW), 1)
+    assert first.stable == ("1", stable_pods)
+    assert first.canary == ("2", canary_pods)
+    assert first.status["canaryVersion"] == "2"
+    ready = Observed("2", None, track("1", stable_pods), track("2", canary_pods), 100, 1, now=at(5))
+    waiting = plan(canary_spec(), first.status, ready, 1)
+    assert waiting.canary == ("2", canary_pods)
+    assert waiting.status["canaryStartTime"] == "2026-11-22T12:00:05Z"
+    later = Observed(
+        "2", None, track("1", stable_pods), track("2", canary_pods), 300, 2, now=at(70)
+    )
+    promoted = plan(canary_spec(), waiting.status, later, 1)
+    assert promoted.stable == ("2", 2)
+    assert [e[0] for e in promoted.events] == ["CanaryPromoted"]
+    rolled = Observed("2", None, track("2"), track("2", canary_pods), now=at(80))
+    finished = plan(canary_spec(), promoted.status, rolled, 1)
+    assert finished.canary is None
+    assert finished.status["currentVersion"] == "2"
+    assert "canaryVersion" not in finished.status
+
+
+def test_canary_with_too_many_errors_is_removed():
+    old = {"currentVersion": "1", "canaryVersion": "2", "rolloutStartTime": "2026-11-22T12:00:00Z"}
+    stable_pods, canary_pods = canary_replicas(2, 20)
+    bad = Observed("2", None, track("1", stable_pods), track("2", canary_pods), 100, 40, now=at(10))
+    result = plan(canary_spec(), old, bad, 1)
+    assert result.canary is None
+    assert result.stable == ("1", 2)
+    assert result.status["rolledBackVersion"] == "2"
+    assert [e[0] for e in result.events] == ["CanaryFailed"]
+    assert "40 of 100" in result.events[0][1]
+
+
+def test_canary_that_never_gets_ready_is_removed_after_the_deadline():
+    old = {"currentVersion": "1", "canaryVersion": "2", "rolloutStartTime": "2026-11-22T12:00:00Z"}
+    stuck = Observed("2", None, track("1"), track("2", 1, ready=0, complete=False), now=at(301))
+    result = plan(canary_spec(), old, stuck, 1)
+    assert result.canary is None
+    assert result.status["rolledBackVersion"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weight", "share"),
+    [(2, 20, 20), (4, 25, 25), (1, 50, 50), (3, 10, 14), (10, 10, 10)],
+)
+def test_canary_replicas_approach_the_weight(replicas, weight, share):
+    stable_pods, canary_pods = canary_replicas(replicas, weight)
+    assert canary_pods >= 1
+    assert stable_pods >= replicas
+    assert effective_weight(stable_pods, canary_pods) == share
+
+
+def test_deployment_is_restricted_versioned_and_zero_downtime():
+    manifest = build_deployment(BODY, spec(), OperatorConfig(), track="stable", version="7",
+                                replicas=2)  # fmt: skip
+    pod = manifest["spec"]["template"]
+    assert pod["metadata"]["labels"][VERSION_LABEL] == "7"
+    assert manifest["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = pod["spec"]["containers"][0]
+    assert container["args"][:4] == ["--model", "iris", "--version", "7"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    secret_refs = [
+        e for e in container["env"] if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    ]
+    assert {e["name"] for e in secret_refs} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    other = build_deployment(
+        BODY, spec(), OperatorConfig(), track="stable", version="8", replicas=2
+    )
+    key = "ctrain.dev/spec-hash"
+    assert other["metadata"]["annotations"][key] != manifest["metadata"]["annotations"][key]
+
+
+def test_request_counts_count_non_2xx_infer_answers():
+    text = (
+        "# TYPE ctrain_serving_requests counter\n"
+        'ctrain_serving_requests_total{route="infer",code="200"} 90.0\n'
+        'ctrain_serving_requests_total{route="infer",code="400"} 8.0\n'
+        'ctrain_serving_requests_total{route="infer",code="500"} 2.0\n'
+        'ctrain_serving_requests_total{route="ready",code="503"} 50.0\n'
+    )
+    assert request_counts(text) == (100, 10)
+
+
+def test_drift_from_several_pods_is_sample_weighted():
+    reports = [
+        {"samples": 300, "score": 0.1, "features": {"a": 0.1}},
+        {"samples": 100, "score": 0.5, "features": {"a": 0.5}},
+        {"samples": 0, "score": None, "features": {}},
+    ]
+    combined = combine_drift(reports, threshold=0.15, min_samples=400)
+    assert combined["samples"] == 400
+    assert combined["score"] == pytest.approx(0.2)
+    assert combined["features"] == {"a": pytest.approx(0.2)}
+    assert combined["detected"] is True
+    assert combine_drift(reports, threshold=0.15, min_samples=500)["detected"] is False
