@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from ctrain.sandbox import controlplane, procs
 from ctrain.sandbox import operator as sandbox_operator
-from ctrain.sandbox import procs
 from ctrain.sandbox.sandbox import State
 from kubehelpers import make_namespace
 
@@ -19,6 +19,7 @@ class OperatorProcess:
         self.sandbox, self.log_dir = sandbox, log_dir
         self.process: procs.Process | None = None
         self.starts = 0
+        self.metrics_port = controlplane.Ports.free().s3  # any free port
 
     def start(self) -> None:
         self.starts += 1
@@ -27,7 +28,10 @@ class OperatorProcess:
             "ctrain-operator",
             sandbox_operator.operator_argv(),
             log,
-            env=sandbox_operator.operator_env(self.sandbox),
+            env={
+                **sandbox_operator.operator_env(self.sandbox),
+                "CTRAIN_METRICS_PORT": str(self.metrics_port),
+            },
         )
 
     def kill(self) -> None:

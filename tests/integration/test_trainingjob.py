@@ -4,6 +4,7 @@ import io
 import json
 import uuid
 
+import httpx
 import pytest
 from kubernetes import client
 from sklearn.datasets import load_iris
@@ -59,7 +60,9 @@ def iris_csv(shift: float = 0.0) -> bytes:
     return buffer.getvalue().encode()
 
 
-def test_builtin_iris_trains_registers_and_reports(sandbox, custom, core, s3, ml_namespace):
+def test_builtin_iris_trains_registers_and_reports(
+    sandbox, custom, core, s3, operator, ml_namespace
+):
     model = unique_model()
     apply(
         sandbox,
@@ -94,6 +97,10 @@ def test_builtin_iris_trains_registers_and_reports(sandbox, custom, core, s3, ml
     table = kubectl(sandbox, "get", "tj", "iris-1", "-n", ml_namespace).stdout
     assert "Succeeded" in table and model in table
     assert "iris-1" in kubectl(sandbox, "get", "ctrain", "-n", ml_namespace).stdout
+    metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics").text
+    assert 'ctrain_objects{kind="TrainingJob",phase="Succeeded"}' in metrics
+    assert 'ctrain_promotions_total{model="' + model + '"} 1.0' in metrics
+    assert "ctrain_trainings_started_total" in metrics
 
 
 def test_csv_from_s3_with_expectations_and_champion_comparison(sandbox, custom, s3, ml_namespace):

@@ -27,9 +27,21 @@ import click
     envvar="CTRAIN_LOG_FORMAT",
     show_default=True,
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=0,
+    envvar="CTRAIN_METRICS_PORT",
+    show_default=True,
+    help="Port of the Prometheus /metrics endpoint (0 disables it) [env CTRAIN_METRICS_PORT].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def operator(
-    namespaces: tuple[str, ...], liveness_port: int, log_format: str, verbose: bool
+    namespaces: tuple[str, ...],
+    liveness_port: int,
+    log_format: str,
+    metrics_port: int,
+    verbose: bool,
 ) -> None:
     """Run the ctrain operator: reconcile TrainingJobs, ModelDeployments, ContinuousTrainings."""
     import os
@@ -38,6 +50,7 @@ def operator(
 
     if namespaces:
         os.environ["CTRAIN_WATCH_NAMESPACES"] = ",".join(namespaces)
+    os.environ["CTRAIN_METRICS_PORT"] = str(metrics_port)
     run(
         namespaces=[n for n in os.environ.get("CTRAIN_WATCH_NAMESPACES", "").split(",") if n],
         liveness_port=liveness_port,

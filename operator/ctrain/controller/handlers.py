@@ -6,6 +6,7 @@ and never raise for a bad object: every outcome ends in status and an Event.
 
 import dataclasses
 import logging
+import os
 import threading
 from typing import Any
 
@@ -13,7 +14,7 @@ import kopf
 from kubernetes import client, config
 
 from ctrain.api import GROUP, VERSION
-from ctrain.controller import modeldeployment, trainingjob
+from ctrain.controller import metrics, modeldeployment, trainingjob
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.kube import Kube
 from ctrain.controller.serving_builders import DEPLOYMENT_LABEL
@@ -48,6 +49,9 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     context = Context(Kube(_load_client()), OperatorConfig.from_env(), threading.Event())
     memo["ctx"] = context
+    port = int(os.environ.get("CTRAIN_METRICS_PORT", "0") or 0)
+    if port:
+        metrics.serve(port)
     threading.Thread(target=_resync_forever, args=(context,), name="resync", daemon=True).start()
     threading.Thread(
         target=_resync_serving_forever, args=(context,), name="resync-serving", daemon=True
@@ -62,10 +66,14 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 def _safely(what: str, func: Any, *args: Any) -> None:
     """One object's failure is logged and retried on the next event or resync; never fatal."""
-    try:
-        func(*args)
-    except Exception:
-        log.exception("reconciling %s failed; it will be retried", what)
+    kind = what.split(" ", 1)[0]
+    metrics.RECONCILIATIONS.labels(kind).inc()
+    with metrics.RECONCILE_SECONDS.labels(kind).time():
+        try:
+            func(*args)
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(kind).inc()
+            log.exception("reconciling %s failed; it will be retried", what)
 
 
 @kopf.on.event(GROUP, VERSION, trainingjob.PLURAL)
@@ -123,6 +131,7 @@ def _resync_forever(context: Context) -> None:
 @kopf.on.event(GROUP, VERSION, modeldeployment.PLURAL)
 def modeldeployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
+        metrics.PHASES.record("ModelDeployment", body.metadata.uid or "", None)
         return
     ctx: Context = memo["ctx"]
     _safely(

@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ctrain.api import GROUP, VERSION
+from ctrain.controller import metrics
 from ctrain.controller.conditions import now
 
 log = logging.getLogger("ctrain.operator")
@@ -98,6 +99,7 @@ class Kube:
         are sent as null to remove them.
         """
         old = body.get("status") or {}
+        metrics.PHASES.record(body["kind"], body["metadata"]["uid"], status.get("phase"))
         if status == old:
             return True
         patch = {**{key: None for key in old if key not in status}, **_json(status)}

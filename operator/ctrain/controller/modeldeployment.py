@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ctrain.api import ConditionType, ModelDeploymentSpec, Reason
-from ctrain.controller import serving_probe
+from ctrain.controller import metrics, serving_probe
 from ctrain.controller.conditions import changed_conditions, set_condition
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.kube import Kube
@@ -167,6 +167,8 @@ def _reconcile_locked(kube: Kube, config: OperatorConfig, body: dict[str, Any]) 
     else:
         status.pop("drift", None)
     for reason, message, warning in result.events:
+        if reason in (Reason.ROLLED_BACK, Reason.CANARY_FAILED):
+            metrics.ROLLBACKS.labels(reason).inc()
         kube.event(body, reason, message, warning=warning)
     _write(kube, body, old, status)
 

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ctrain.api import ConditionType, TrainingJobSpec
+from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.kube import Kube
@@ -59,6 +60,7 @@ def _reconcile_locked(kube: Kube, config: OperatorConfig, body: dict[str, Any]) 
     if job is None:
         manifest = build_job(body, spec, config)
         if kube.create(kube.batch.create_namespaced_job, namespace, manifest):
+            metrics.TRAININGS_STARTED.inc()
             log.info("trainingjob %s/%s: created Job %s", namespace, name, job_id)
         job = kube.read_or_none(kube.batch.read_namespaced_job, job_id, namespace)
     pods = kube.raw(
@@ -87,6 +89,10 @@ def _write(kube: Kube, body: dict[str, Any], old: dict[str, Any], status: dict[s
     if not kube.patch_status(PLURAL, body, status):
         return
     if old.get("phase") != status.get("phase"):
+        if is_terminal(status):
+            metrics.TRAININGS_FINISHED.labels(str(status["phase"])).inc()
+            if status.get("promoted"):
+                metrics.PROMOTIONS.labels(body["spec"]["model"]).inc()
         warning = status.get("phase") == "Failed"
         kube.event(body, str(status.get("phase")), status.get("message") or "", warning=warning)
     for condition in changed_conditions(old.get("conditions"), status.get("conditions") or []):

@@ -1,0 +1,74 @@
+"""The operator's Prometheus metrics, served on `--metrics-port` (default 8080).
+
+Reconciliations and failures per kind with their durations, objects per phase, trainings
+started and finished, promotions and rollbacks: what an SRE graphs and alerts on.
+"""
+
+import threading
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILIATIONS = Counter(
+    "ctrain_reconciliations", "Reconciliations by kind", ["kind"], registry=REGISTRY
+)
+RECONCILE_ERRORS = Counter(
+    "ctrain_reconcile_errors", "Reconciliations that raised, by kind", ["kind"], registry=REGISTRY
+)
+RECONCILE_SECONDS = Histogram(
+    "ctrain_reconcile_duration_seconds",
+    "Time one reconciliation took",
+    ["kind"],
+    registry=REGISTRY,
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TRAININGS_STARTED = Counter("ctrain_trainings_started", "Training Jobs created", registry=REGISTRY)
+TRAININGS_FINISHED = Counter(
+    "ctrain_trainings_finished", "TrainingJobs finished, by outcome", ["outcome"], registry=REGISTRY
+)
+PROMOTIONS = Counter(
+    "ctrain_promotions", "Models that became the champion", ["model"], registry=REGISTRY
+)
+ROLLBACKS = Counter(
+    "ctrain_rollbacks", "Serving rollouts undone, by kind of failure", ["reason"], registry=REGISTRY
+)
+
+
+class PhaseCollector(Collector):
+    """`ctrain_objects{kind, phase}`: how many objects are in each phase right now."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.phases: dict[tuple[str, str], str] = {}  # (kind, uid) -> phase
+
+    def record(self, kind: str, uid: str, phase: str | None) -> None:
+        with self.lock:
+            if phase is None:
+                self.phases.pop((kind, uid), None)
+            else:
+                self.phases[(kind, uid)] = phase
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "ctrain_objects", "Objects by kind and phase", labels=["kind", "phase"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        with self.lock:
+            for (kind, _uid), phase in self.phases.items():
+                counts[(kind, phase)] = counts.get((kind, phase), 0) + 1
+        for (kind, phase), count in sorted(counts.items()):
+            family.add_metric([kind, phase], count)
+        yield family
+
+
+PHASES = PhaseCollector()
+REGISTRY.register(PHASES)
+
+
+def serve(port: int) -> None:
+    """Expose the metrics over HTTP on all interfaces (the chart puts a Service in front)."""
+    start_http_server(port, registry=REGISTRY)
