@@ -336,3 +336,43 @@ def test_dev_env_prints_exports_for_the_sandbox(sandbox):
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "PATH"} <= set(
         exports
     )
+
+
+def test_volume_over_the_checkout_keeps_the_programs_visible(core, namespace):
+    """An emptyDir mounted over the directory holding the Python environment (say /tmp, when
+    the checkout is under /tmp) must not hide the programs pods run from the host."""
+    hidden = str(Path(sys.prefix).parent)
+    script = (
+        f"import ctrain, os, pathlib; pathlib.Path('/dev/termination-log').write_text("
+        f"str(sorted(os.listdir({hidden!r}))))"
+    )
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "shadowed"},
+            "spec": {
+                "restartPolicy": "Never",
+                "volumes": [{"name": "scratch", "emptyDir": {}}],
+                "containers": [
+                    container(
+                        "main",
+                        ["python3", "-c", script],
+                        volumeMounts=[{"name": "scratch", "mountPath": hidden}],
+                    )
+                ],
+            },
+        },
+    )
+    pod = wait_for(
+        lambda: (
+            (p := core.read_namespaced_pod("shadowed", namespace)).status.phase
+            in ("Succeeded", "Failed")
+            and p
+        ),
+        what="pod shadowed finished",
+    )
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert pod.status.phase == "Succeeded", terminated.message
+    visible = eval(terminated.message)
+    assert Path(sys.prefix).name in visible  # bound back on top of the emptyDir
+    assert "README.md" not in visible  # everything else is the (empty) volume

@@ -152,6 +152,8 @@ class Agent:
             host_ip=self.host_ip,
             api_host=self.host_ip,
             pod_network=pod_network,
+            # The Python environment and the ctrain sources that pods run from the host.
+            preserve=sorted({sys.prefix, str(Path(__file__).resolve().parents[2])}),
             api_port=api_port,
             path_prefix=str(Path(sys.executable).parent),
             run_as_pod_user=run_as_pod_user,

@@ -41,6 +41,7 @@ class Settings:
     api_port: int
     path_prefix: str  # the ctrain environment's bin dir: pods run `ctrain` without an image
     pod_network: int = 0  # N of 10.N.0.0/16
+    preserve: list[str] = dataclasses.field(default_factory=list)  # host dirs pods must see
     run_as_pod_user: bool = False  # switch to the securityContext's uid/gid (see shim)
 
 
@@ -222,6 +223,8 @@ class PodWorker(threading.Thread):
         body = dataclasses.asdict(plan) | {
             "no_new_privs": context.get("allowPrivilegeEscalation") is False,
             "apply_identity": self.settings.run_as_pod_user,
+            "preserve": self.settings.preserve,
+            "stash_dir": str(container.directory / "stash"),
         }
         plan_file.write_text(json.dumps(body))
         plan_file.chmod(0o600)

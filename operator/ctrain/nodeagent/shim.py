@@ -32,9 +32,27 @@ def _bind(source: str, target: str, read_only: bool) -> None:
         subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True)
 
 
+def _hides(target: str, path: str) -> bool:
+    return path == target or path.startswith(target.rstrip("/") + "/")
+
+
 def run(plan: dict[str, object]) -> None:
+    # The container's programs live on the host (there is no image): a volume mounted over
+    # one of their directories (an emptyDir on /tmp while the checkout is under /tmp) would
+    # hide them, so such a directory is stashed first and bound back on top.
+    keep = [str(p) for p in plan.get("preserve", [])]  # type: ignore[attr-defined]
+    stash = Path(str(plan["stash_dir"]))
+    restore: list[tuple[str, str]] = []
     for mount in plan["mounts"]:  # type: ignore[attr-defined]
+        for path in keep:
+            if _hides(mount["target"], path) and Path(path).is_dir():
+                saved = stash / str(len(restore))
+                saved.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["mount", "--bind", path, str(saved)], check=True)
+                restore.append((str(saved), path))
         _bind(mount["source"], mount["target"], mount["read_only"])
+    for stashed, original in restore:
+        _bind(stashed, original, False)
     _bind(str(plan["termination_source"]), str(plan["termination_path"]), False)
     if plan.get("no_new_privs"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

@@ -1,0 +1,46 @@
+"""`ctrain serve`: an Open Inference Protocol v2 server for one scikit-learn model.
+
+The pieces, each in its own module:
+
+- `source`: where the model comes from (registry, directory, memory), injected;
+- `holder`: the load → ready lifecycle, with retries and a not-ready reason;
+- `model`: the loaded model with its protocol surface precomputed;
+- `codec`: v2 tensors to numpy rows and back;
+- `batching`: adaptive micro-batching of concurrent requests;
+- `drift`: PSI of served inputs against the training statistics;
+- `metrics`: Prometheus metrics;
+- `app`: the ASGI app tying them together (run by uvicorn in `ctrain.commands.serve`).
+"""
+
+from ctrain.serving.app import ServingApp
+from ctrain.serving.batching import MicroBatcher
+from ctrain.serving.drift import DriftMonitor, DriftSnapshot
+from ctrain.serving.errors import ModelLoadError, ServingError
+from ctrain.serving.holder import ModelHolder, ModelState
+from ctrain.serving.metrics import ServingMetrics
+from ctrain.serving.model import ServedModel
+from ctrain.serving.source import (
+    DirectorySource,
+    LoadedModel,
+    ModelSource,
+    RegistrySource,
+    StaticSource,
+)
+
+__all__ = [
+    "DirectorySource",
+    "DriftMonitor",
+    "DriftSnapshot",
+    "LoadedModel",
+    "MicroBatcher",
+    "ModelHolder",
+    "ModelLoadError",
+    "ModelSource",
+    "ModelState",
+    "RegistrySource",
+    "ServedModel",
+    "ServingApp",
+    "ServingError",
+    "ServingMetrics",
+    "StaticSource",
+]

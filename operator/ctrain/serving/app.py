@@ -1,0 +1,256 @@
+"""The HTTP surface of `ctrain serve`: a plain ASGI app, Open Inference Protocol v2.
+
+Raw ASGI rather than a framework: the routes are few and fixed, and on uvicorn with
+httptools, uvloop and orjson nothing sits between the socket and the model but this
+module. Routes:
+
+    GET  /v2/health/live                     200 {"live": true}
+    GET  /v2/health/ready                    200 / 503 with the model's state and reason
+    GET  /v2                                 server metadata
+    GET  /v2/models/<name>[/versions/<v>]    model metadata (503 until loaded)
+    GET  /v2/models/<name>[/versions/<v>]/ready
+    POST /v2/models/<name>[/versions/<v>]/infer
+    GET  /metrics                            Prometheus
+    GET  /drift                              drift statistics for the operator (JSON)
+
+Every failure is a `ServingError` rendered as `{"error": "..."}` with its status code;
+the app never lets an exception escape to uvicorn, so bad input cannot stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+import ctrain
+from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
+from ctrain.serving.drift import DriftSnapshot
+from ctrain.serving.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotReady,
+    NotFound,
+    ServingError,
+)
+from ctrain.serving.holder import ModelHolder
+from ctrain.serving.metrics import CONTENT_TYPE, ServingMetrics
+from ctrain.serving.model import ServedModel
+
+__all__ = ["MAX_BODY_BYTES", "ServingApp"]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_JSON = b"application/json"
+_BINARY_HEADER = b"inference-header-content-length"
+_LIVE = orjson.dumps({"live": True})
+
+
+class ServingApp:
+    """ASGI application serving the model of one `ModelHolder`."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        *,
+        metrics: ServingMetrics | None = None,
+        max_batch_rows: int = DEFAULT_MAX_ROWS,
+    ) -> None:
+        self.holder = holder
+        self.metrics = metrics if metrics is not None else ServingMetrics(holder.name)
+        if holder.metrics is None:
+            holder.metrics = self.metrics
+        self.metrics.watch_drift(self._drift_snapshot)
+        self.batcher = MicroBatcher(max_batch_rows, observer=self._observed_batch)
+        self._loader: asyncio.Task[None] | None = None
+        self._server_metadata = orjson.dumps(
+            {"name": "ctrain", "version": ctrain.__version__, "extensions": []}
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start loading the model in the background; the server answers meanwhile."""
+        if self._loader is None and not self.holder.ready:
+            self._loader = asyncio.create_task(self.holder.load_until_ready(), name="load")
+
+    async def shutdown(self) -> None:
+        log.info("shutting down: model %s", self.holder.name)
+        if self._loader is not None:
+            self._loader.cancel()
+            await asyncio.wait([self._loader])
+            self._loader = None
+        await self.batcher.aclose()
+
+    # -- ASGI ------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        route = "other"
+        content_type = _JSON
+        try:
+            if path.endswith("/infer"):
+                route = "infer"
+                status, body = 200, await self._infer(scope, receive, path)
+            else:
+                route, status, body, content_type = self._get(scope, path)
+        except ServingError as exc:
+            status, body = exc.status, orjson.dumps({"error": str(exc)})
+            self.metrics.observe_error(route, type(exc).__name__)
+        except Exception as exc:  # answered as 500: the server keeps serving
+            log.exception("error handling %s %s", scope["method"], path)
+            status, body = 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}"})
+            self.metrics.observe_error(route, "InternalError")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.observe_request(route, status, time.perf_counter() - started)
+
+    # -- inference -------------------------------------------------------------------
+
+    async def _infer(self, scope: Scope, receive: Receive, path: str) -> bytes:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed(f"use POST for {path}")
+        model = self._model_for(path.split("/"), suffix="infer")
+        body = await _read_body(receive)
+        json_length = None
+        for key, value in scope["headers"]:
+            if key == _BINARY_HEADER:
+                try:
+                    json_length = int(value)
+                except ValueError:
+                    raise InvalidRequest(f"invalid {_BINARY_HEADER.decode()} header") from None
+        request = model.spec.decode(body, json_length)
+        values = await self.batcher.predict(model, request.rows, request.outputs)
+        return model.encoder.encode(request.id, request.outputs, values)
+
+    def _model_for(self, parts: list[str], suffix: str | None) -> ServedModel:
+        """Resolve /v2/models/<name>[/versions/<v>][/<suffix>] to the loaded model."""
+        tail = parts[4:]
+        if suffix is not None:
+            if not tail or tail[-1] != suffix:
+                raise NotFound("not found")
+            tail = tail[:-1]
+        if len(parts) < 4 or parts[1] != "v2" or parts[2] != "models" or parts[0]:
+            raise NotFound("not found")
+        if tail and (len(tail) != 2 or tail[0] != "versions"):
+            raise NotFound("not found")
+        name = parts[3]
+        if name != self.holder.name:
+            raise NotFound(f"model {name!r} not found")
+        model = self.holder.require()
+        if tail and tail[1] != model.version:
+            raise NotFound(f"model {name!r} has no version {tail[1]!r} (serving {model.version})")
+        return model
+
+    # -- everything else -------------------------------------------------------------
+
+    def _get(self, scope: Scope, path: str) -> tuple[str, int, bytes, bytes]:
+        """(route, status, body, content type) of the non-inference routes."""
+        if scope["method"] not in ("GET", "HEAD"):
+            raise MethodNotAllowed(f"method {scope['method']} not allowed on {path}")
+        if path == "/v2/health/live":
+            return "live", 200, _LIVE, _JSON
+        if path == "/v2/health/ready":
+            status = self.holder.status()
+            return "ready", 200 if status["ready"] else 503, orjson.dumps(status), _JSON
+        if path == "/metrics":
+            return "metrics", 200, self.metrics.render(), CONTENT_TYPE
+        if path == "/drift":
+            return "drift", 200, self._drift_body(), _JSON
+        if path in ("/v2", "/v2/"):
+            return "server_metadata", 200, self._server_metadata, _JSON
+        parts = path.rstrip("/").split("/")
+        if path.endswith("/ready"):
+            with contextlib.suppress(ModelNotReady):
+                self._model_for(parts, suffix="ready")
+            status = self.holder.status()
+            return "model_ready", 200 if status["ready"] else 503, orjson.dumps(status), _JSON
+        return "metadata", 200, self._model_for(parts, suffix=None).metadata_body, _JSON
+
+    def _drift_body(self) -> bytes:
+        model = self.holder.require()
+        drift = self.holder.drift
+        if drift is None:
+            raise NotFound(f"model {model.name} version {model.version} has no drift statistics")
+        snapshot = drift.snapshot()
+        return orjson.dumps(
+            {
+                "model": model.name,
+                "version": model.version,
+                "samples": snapshot.samples,
+                "score": snapshot.score,
+                "features": snapshot.features,
+                "reference": model.loaded.reference_uri,
+                "computedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+
+    def _drift_snapshot(self) -> tuple[str, str, DriftSnapshot] | None:
+        model, drift = self.holder.model, self.holder.drift
+        if model is None or drift is None:
+            return None
+        return model.name, model.version, drift.snapshot()
+
+    def _observed_batch(self, model: ServedModel, rows: np.ndarray, requests: int) -> None:
+        self.metrics.observe_batch(requests, len(rows))
+        drift = self.holder.drift
+        if drift is not None and model is self.holder.model:
+            drift.observe(rows)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise InvalidRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
