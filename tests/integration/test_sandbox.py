@@ -376,3 +376,23 @@ def test_volume_over_the_checkout_keeps_the_programs_visible(core, namespace):
     visible = eval(terminated.message)
     assert Path(sys.prefix).name in visible  # bound back on top of the emptyDir
     assert "README.md" not in visible  # everything else is the (empty) volume
+
+
+def test_dev_status_shows_the_processes(sandbox):
+    result = subprocess.run(
+        [sys.executable, "-m", "ctrain.cli", "dev", "status", "--dir", sandbox.directory],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name in (
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "s3",
+        "node-agent",
+    ):
+        assert any(
+            line.startswith(name) and "running" in line for line in result.stdout.splitlines()
+        )
