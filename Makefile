@@ -25,14 +25,14 @@ binaries: $(STAMP) ## Build (once) or find the Kubernetes, etcd and helm binarie
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
-	$(BIN)/ruff check operator tests benchmarks deploy
-	$(BIN)/ruff format --check operator tests benchmarks deploy
+	$(BIN)/ruff check operator tests benchmarks deploy examples
+	$(BIN)/ruff format --check operator tests benchmarks deploy examples
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff.
-	$(BIN)/ruff check --fix operator tests benchmarks deploy
-	$(BIN)/ruff format operator tests benchmarks deploy
+	$(BIN)/ruff check --fix operator tests benchmarks deploy examples
+	$(BIN)/ruff format operator tests benchmarks deploy examples
 
 .PHONY: generate
 generate: $(STAMP) ## Regenerate the CRDs (crds/, package and chart copies) and the argocd-cm patch.
