@@ -123,7 +123,9 @@ class TrainingJobStatus(StatusModel):
 class DriftStatus(StatusModel):
     """The latest drift check of served inputs against the training data."""
 
-    score: float | None = Field(default=None, description="Largest per-feature drift score.")
+    score: float | None = Field(
+        default=None, description="Overall drift score: the mean PSI over the monitored features."
+    )
     detected: bool | None = Field(default=None, description="Whether score exceeds threshold.")
     samples: Int64 | None = Field(default=None, ge=0, description="Served rows compared.")
     features: dict[str, float] = Field(default_factory=dict, description="Drift score per feature.")
