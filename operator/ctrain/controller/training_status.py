@@ -134,9 +134,13 @@ def compute_status(
                 f"trainer failed ({failed.get('reason', 'JobFailed')}){detail}",
             )
         status["completionTime"] = failed.get("lastTransitionTime")
-    elif job is not None and job_status.get("active"):
+    elif job is not None and (job_status.get("active") or old.get("phase") == "Running"):
         waiting = _waiting_message(pods)
-        running = any((p.get("status") or {}).get("phase") == "Running" for p in pods)
+        # A pod that already finished while the Job controller has not yet concluded still
+        # means the run started: never step back from Running to Pending.
+        started = ("Running", "Succeeded", "Failed")
+        running = any((p.get("status") or {}).get("phase") in started for p in pods)
+        running = running or old.get("phase") == "Running"
         status["phase"] = TrainingJobPhase.RUNNING if running else TrainingJobPhase.PENDING
         status["message"] = waiting or ("training" if running else "waiting for the trainer pod")
         cond(ConditionType.READY, False, Reason.JOB_RUNNING, status["message"])
