@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from ctrain.sandbox import sandbox as sandbox_module
 from kubehelpers import condition, container, wait_for
 
 pytestmark = pytest.mark.integration
@@ -396,3 +397,43 @@ def test_dev_status_shows_the_processes(sandbox):
         assert any(
             line.startswith(name) and "running" in line for line in result.stdout.splitlines()
         )
+
+
+def test_up_twice_is_harmless(sandbox):
+    again = sandbox_module.up(Path(sandbox.directory), say=lambda _message: None)
+    assert [p["pid"] for p in again.processes] == [p["pid"] for p in sandbox.processes]
+
+
+def test_dev_logs_prints_a_container_log(sandbox, core, namespace):
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "talker"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [container("main", ["sh", "-c", "echo hello from the pod"])],
+            },
+        },
+    )
+    wait_for(
+        lambda: core.read_namespaced_pod("talker", namespace).status.phase == "Succeeded",
+        what="pod talker Succeeded",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctrain.cli",
+            "dev",
+            "logs",
+            "talker",
+            "-n",
+            namespace,
+            "--dir",
+            sandbox.directory,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "hello from the pod\n"
