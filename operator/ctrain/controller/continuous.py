@@ -53,12 +53,8 @@ PLURAL = "continuoustrainings"
 RUNS = "trainingjobs"
 MODELDEPLOYMENTS = "modeldeployments"
 # Event reasons beyond ctrain.api.Reason (which names condition reasons).
-RUN_REPLACED, RUN_DELETED, CHAMPION_CHANGED, RESUMED = (
-    "RunReplaced",
-    "RunDeleted",
-    "ChampionChanged",
-    "Resumed",
-)
+RUN_REPLACED, RUN_DELETED = "RunReplaced", "RunDeleted"
+CHAMPION_CHANGED, RESUMED = "ChampionChanged", "Resumed"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {"403", "AccessDenied", "Forbidden"}
 
@@ -104,14 +100,18 @@ class LoopMemory:
         read: Callable[[], Seen],
     ) -> Seen:
         """The last observation of `what`, or a fresh one when it is due or its source moved."""
-        known = self.seen.get((uid, what))
+        with self.guard:
+            known = self.seen.get((uid, what))
         if known is None or known.source != source or due(known.at):
-            known = self.seen[(uid, what)] = read()
+            known = read()  # one pass per loop at a time (Kube.lock): no double reads
+            with self.guard:
+                self.seen[(uid, what)] = known
         return known
 
     def forget(self, uid: str) -> None:
-        for key in [k for k in self.seen if k[0] == uid]:
-            self.seen.pop(key, None)
+        with self.guard:
+            for key in [k for k in self.seen if k[0] == uid]:
+                del self.seen[key]
 
 
 def reconcile(
@@ -224,10 +224,8 @@ class _Pass:
         if triggers.on_drift is not None:
             fields.update(self._drift(triggers.on_drift.deployment, problems))
         if triggers.on_new_data is not None:
-            uri, interval = (
-                spec.template.spec.dataset.uri,
-                triggers.on_new_data.poll_interval_seconds,
-            )
+            uri = spec.template.spec.dataset.uri
+            interval = triggers.on_new_data.poll_interval_seconds
             data = self.memory.recall(
                 self.uid,
                 "dataset",
@@ -357,7 +355,7 @@ class _Pass:
         try:
             created = self.kube.create(self._create_call, self.ns, manifest)
         except ApiException as error:
-            if error.status not in (400, 403, 422):
+            if error.status not in (400, 422):
                 raise  # retried on the next pass: the intent stays in status
             message = f"run {run} could not be created: {error.reason}: {error.body}"[:1000]
             self.status["activeRun"] = None
@@ -398,12 +396,9 @@ class _Pass:
             outcome_text=build.last_outcome(self.status, self.runs),
             at=format_time(self.now),
         )
-        clean = {k: v for k, v in status.items() if v is not None}
-        if clean != self.written:
-            # A merge patch: an explicit null removes a field (activeRun once its run ended).
-            patch = {**status, **{k: None for k in self.written if k not in clean}}
-            self.kube.patch_status(PLURAL, {"metadata": self.body["metadata"]}, patch)
-            self.written = clean
+        clean = {k: v for k, v in status.items() if v is not None}  # None: remove the field
+        self.kube.patch_status(PLURAL, {**self.body, "status": self.written}, clean)
+        self.written = clean
         self.status = dict(clean)
         if post:
             self._post(clean)

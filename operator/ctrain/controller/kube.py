@@ -61,6 +61,8 @@ class Kube:
         except ApiException as error:
             if error.status == 409:
                 return False
+            if error.status == 403 and "being terminated" in str(error.body):
+                return False  # the namespace is going away, and its objects with it
             raise
         return True
 
