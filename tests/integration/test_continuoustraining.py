@@ -238,6 +238,7 @@ def test_new_data_closes_the_loop_through_the_registry(sandbox, custom, core, s3
     assert status["champion"]["version"] == "2" == champion_alias(s3, model)
     assert status["champion"]["metrics"]["accuracy"] > poor
     assert "promoted to champion" in status["message"], status["message"]
+    assert "promoted to champion" in status["lastDecision"]
 
     # the same bytes again (same ETag) and time passing: no second run on that data
     s3.put_object(Bucket="datasets", Key=key, Body=iris_csv())
@@ -264,6 +265,7 @@ def test_new_data_closes_the_loop_through_the_registry(sandbox, custom, core, s3
     assert status["lastRunPhase"] == "Succeeded", status.get("message")
     assert status["champion"]["version"] == "2" == champion_alias(s3, model)
     assert "champion v2 kept" in status["message"], status["message"]
+    assert "champion v2 kept" in status["lastDecision"]
     assert status["message"].count("accuracy") >= 2  # the candidate's and the champion's
 
     # history: two successful runs kept, the oldest deleted; its model version stays

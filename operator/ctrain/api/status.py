@@ -189,6 +189,11 @@ class ContinuousTrainingStatus(StatusModel):
     last_run_phase: TrainingJobPhase | None = Field(
         default=None, description="Phase of the latest finished run: Succeeded or Failed."
     )
+    last_decision: str | None = Field(
+        default=None,
+        description="What the latest finished run decided: promoted, or the champion kept "
+        "because the new model was not better, with both metrics.",
+    )
     champion: VersionMetrics | None = Field(
         default=None, description="The model's champion version and its metrics."
     )

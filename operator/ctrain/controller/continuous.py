@@ -199,10 +199,11 @@ class _Pass:
         self.status["activeRun"] = tracking.active
         if tracking.finished is not None:
             run = tracking.finished
-            self.status.update(lastRun=run.name, lastRunPhase=run.phase)
+            decision = build.outcome(run)
+            self.status.update(lastRun=run.name, lastRunPhase=run.phase, lastDecision=decision)
             succeeded = run.phase == "Succeeded"
             reason = Reason.RUN_SUCCEEDED if succeeded else Reason.RUN_FAILED
-            self.events.append((reason, build.outcome(run), not succeeded))
+            self.events.append((reason, decision, not succeeded))
         if tracking.vanished:
             message = f"run {tracking.vanished} failed: it was deleted before it finished"
             self.status.update(lastRun=tracking.vanished, lastRunPhase="Failed", message=message)
