@@ -17,7 +17,7 @@ import kopf
 from ctrain.api import GROUP, VERSION
 from ctrain.controller import continuous
 from ctrain.controller.continuous_builders import CONTINUOUS_LABEL
-from ctrain.controller.handlers import Context, _safely
+from ctrain.controller.handlers import Context, _safely, resync_forever
 
 log = logging.getLogger("ctrain.operator")
 MEMORY_KEY = "ct_memory"
@@ -47,7 +47,15 @@ def continuous_startup(memo: kopf.Memo, **_: Any) -> None:
     memory = continuous.LoopMemory()
     memo[MEMORY_KEY] = memory
     threading.Thread(
-        target=_resync_forever, args=(memo["ctx"], memory), name="resync-ct", daemon=True
+        target=resync_forever,
+        args=(
+            memo["ctx"],
+            continuous.PLURAL,
+            resync_seconds(),
+            lambda namespace, name: _route(memo["ctx"], memory, namespace, name),
+        ),
+        name="resync-ct",
+        daemon=True,
     ).start()
 
 
@@ -73,16 +81,3 @@ def run_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     )
     if owner is not None:
         _route(memo["ctx"], memo[MEMORY_KEY], body.metadata.namespace or "", owner)
-
-
-def _resync_forever(ctx: Context, memory: continuous.LoopMemory) -> None:
-    """Level-triggered: every loop is re-checked, whatever happened or did not."""
-    interval = resync_seconds()
-    while not ctx.stopping.wait(interval):
-        try:
-            for namespace in ctx.config.watch_namespaces or (None,):
-                for body in ctx.kube.list_custom(continuous.PLURAL, namespace):
-                    meta = body["metadata"]
-                    _route(ctx, memory, meta["namespace"], meta["name"])
-        except Exception:
-            log.exception("continuoustraining resync failed; trying again in %.0fs", interval)

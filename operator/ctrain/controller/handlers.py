@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -52,10 +53,27 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     port = int(os.environ.get("CTRAIN_METRICS_PORT", "0") or 0)
     if port:
         metrics.serve(port)
-    threading.Thread(target=_resync_forever, args=(context,), name="resync", daemon=True).start()
-    threading.Thread(
-        target=_resync_serving_forever, args=(context,), name="resync-serving", daemon=True
-    ).start()
+    resyncs = [
+        (
+            trainingjob.PLURAL,
+            RESYNC_SECONDS,
+            _reconciler("trainingjob", trainingjob.reconcile, context),
+            _finished,
+        ),
+        (
+            modeldeployment.PLURAL,
+            SERVING_RESYNC_SECONDS,
+            _reconciler("modeldeployment", modeldeployment.reconcile, context),
+            lambda _body: False,
+        ),
+    ]
+    for plural, interval, visit, skip in resyncs:
+        threading.Thread(
+            target=resync_forever,
+            args=(context, plural, interval, visit, skip),
+            name=f"resync-{plural}",
+            daemon=True,
+        ).start()
     log.info("ctrain operator started (%s)", context.config)
 
 
@@ -106,26 +124,37 @@ def training_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     )
 
 
-def _resync_forever(context: Context) -> None:
-    """Level-triggered safety net: re-reconcile unfinished objects even without events."""
-    while not context.stopping.wait(RESYNC_SECONDS):
+def resync_forever(
+    context: Context,
+    plural: str,
+    interval: float,
+    visit: Callable[[str, str], None],
+    skip: Callable[[dict[str, Any]], bool] = lambda _body: False,
+) -> None:
+    """Level-triggered safety net: re-check every object of a kind, events or not."""
+    while not context.stopping.wait(interval):
         try:
-            namespaces = context.config.watch_namespaces or (None,)
-            for namespace in namespaces:
-                for body in context.kube.list_custom(trainingjob.PLURAL, namespace):
-                    if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                        continue
-                    meta = body["metadata"]
-                    _safely(
-                        f"trainingjob {meta['namespace']}/{meta['name']}",
-                        trainingjob.reconcile,
-                        context.kube,
-                        context.config,
-                        meta["namespace"],
-                        meta["name"],
-                    )
+            for namespace in context.config.watch_namespaces or (None,):
+                for body in context.kube.list_custom(plural, namespace):
+                    if not skip(body):
+                        visit(body["metadata"]["namespace"], body["metadata"]["name"])
         except Exception:
-            log.exception("resync failed; trying again in %.0fs", RESYNC_SECONDS)
+            log.exception("%s resync failed; trying again in %.0fs", plural, interval)
+
+
+def _reconciler(
+    kind: str, reconcile: Callable[..., None], context: Context
+) -> Callable[[str, str], None]:
+    def visit(namespace: str, name: str) -> None:
+        _safely(
+            f"{kind} {namespace}/{name}", reconcile, context.kube, context.config, namespace, name
+        )
+
+    return visit
+
+
+def _finished(body: dict[str, Any]) -> bool:
+    return (body.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 @kopf.on.event(GROUP, VERSION, modeldeployment.PLURAL)
@@ -156,21 +185,3 @@ def serving_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         body.metadata.namespace,
         owner,
     )
-
-
-def _resync_serving_forever(context: Context) -> None:
-    while not context.stopping.wait(SERVING_RESYNC_SECONDS):
-        try:
-            for namespace in context.config.watch_namespaces or (None,):
-                for body in context.kube.list_custom(modeldeployment.PLURAL, namespace):
-                    meta = body["metadata"]
-                    _safely(
-                        f"modeldeployment {meta['namespace']}/{meta['name']}",
-                        modeldeployment.reconcile,
-                        context.kube,
-                        context.config,
-                        meta["namespace"],
-                        meta["name"],
-                    )
-        except Exception:
-            log.exception("serving resync failed; trying again in %.0fs", SERVING_RESYNC_SECONDS)
