@@ -79,7 +79,7 @@ def main() -> None:
     def get(plural: str, name: str) -> dict[str, Any]:
         return custom.get_namespaced_custom_object(
             "ctrain.dev", "v1alpha1", NAMESPACE, plural, name
-        )  # type: ignore[no-any-return]
+        )
 
     def serving_status() -> dict[str, Any]:
         return get("modeldeployments", "iris-serving").get("status") or {}
@@ -190,7 +190,7 @@ def send(core: client.CoreV1Api, rows: np.ndarray) -> dict[str, Any]:
                     f"http://{ip}:8080/v2/models/iris/infer", json=body, timeout=10
                 )
                 response.raise_for_status()
-                return response.json()  # type: ignore[no-any-return]
+                return response.json()
             except httpx.TransportError as error:  # a pod shutting down: ask another one
                 say(f"pod {ip} did not answer ({error}); trying another")
         time.sleep(0.5)
