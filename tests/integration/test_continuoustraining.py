@@ -369,7 +369,7 @@ def test_drift_starts_one_run_per_cooldown(sandbox, custom, ml_namespace):
         what="status",
     )
     ready = condition(missing, "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert (ready["status"], ready["reason"]) == ("False", "DeploymentNotFound")
     assert "spec.triggers.onDrift.deployment" in ready["message"]
 
     deployment = {

@@ -159,6 +159,7 @@ class Reason(StrEnum):
     RUN_FAILED = "RunFailed"
     TRIGGERED = "Triggered"
     CONCURRENCY_FORBIDDEN = "ConcurrencyForbidden"
+    DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
 
 
 class Condition(StatusModel):

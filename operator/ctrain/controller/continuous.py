@@ -244,7 +244,7 @@ class _Pass:
         if md is None:
             problems.append(
                 build.Problem(
-                    Reason.INVALID_SPEC,
+                    Reason.DEPLOYMENT_NOT_FOUND,
                     f"spec.triggers.onDrift.deployment: ModelDeployment {deployment} does not "
                     f"exist in namespace {self.ns}",
                 )
