@@ -437,3 +437,67 @@ def test_dev_logs_prints_a_container_log(sandbox, core, namespace):
         check=True,
     )
     assert result.stdout == "hello from the pod\n"
+
+
+def test_init_container_probes_and_restarts(core, namespace):
+    """Init containers run first and share an emptyDir; tcpSocket readiness gates Ready; a
+    failing exec liveness probe restarts the container and keeps the old state."""
+    script = (
+        "import os, socket, sys, time\n"
+        "if not os.path.exists('/work/prepared'): sys.exit(2)\n"
+        "s = socket.socket(); s.bind(('0.0.0.0', 9000)); s.listen()\n"
+        "open('/work/alive', 'w').close(); time.sleep(4); os.remove('/work/alive')\n"
+        "time.sleep(3600)\n"
+    )
+    mount = [{"name": "work", "mountPath": "/work"}]
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "lifecycle"},
+            "spec": {
+                "volumes": [{"name": "work", "emptyDir": {}}],
+                "initContainers": [
+                    container("prepare", ["sh", "-c", "touch /work/prepared"], volumeMounts=mount)
+                ],
+                "containers": [
+                    container(
+                        "main",
+                        ["python3", "-c", script],
+                        volumeMounts=mount,
+                        readinessProbe={"tcpSocket": {"port": 9000}, "periodSeconds": 1},
+                        livenessProbe={
+                            "exec": {"command": ["test", "-e", "/work/alive"]},
+                            "initialDelaySeconds": 2,
+                            "periodSeconds": 1,
+                            "failureThreshold": 1,
+                        },
+                    )
+                ],
+            },
+        },
+    )
+    pod = wait_for(
+        lambda: (
+            (p := core.read_namespaced_pod("lifecycle", namespace))
+            and (c := condition(p, "Ready")) is not None
+            and c.status == "True"
+            and p
+        ),
+        what="pod lifecycle Ready through its tcpSocket probe",
+    )
+    (init,) = pod.status.init_container_statuses
+    assert (init.state.terminated.exit_code, init.state.terminated.reason) == (0, "Completed")
+    restarted = wait_for(
+        lambda: (
+            (p := core.read_namespaced_pod("lifecycle", namespace))
+            .status.container_statuses[0]
+            .restart_count
+            >= 1
+            and p
+        ),
+        timeout=60,
+        what="a restart after the liveness probe failed",
+    )
+    last = restarted.status.container_statuses[0].last_state.terminated
+    assert last is not None
+    assert last.exit_code != 0  # killed by the agent: SIGTERM

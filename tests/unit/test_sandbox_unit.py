@@ -108,3 +108,25 @@ def test_process_identity_survives_only_for_the_same_process(tmp_path):
     assert not process.alive()
     procs.stop(process)  # stopping twice is harmless
     assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_kubebuilder_assets_take_precedence(tmp_path, monkeypatch):
+    """Binaries found in $KUBEBUILDER_ASSETS (the envtest convention) are used as they are;
+    only what is missing there comes from the cache (built when absent)."""
+    from ctrain.sandbox import binaries as module
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in module.ALL_BINARIES:
+        path = assets / name
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(module, "_run_go_build", _no_build)
+    found = module.ensure_binaries(lambda _message: None)
+    assert found.paths == {name: assets / name for name in module.ALL_BINARIES}
+
+
+def _no_build(*_args: object) -> None:
+    raise AssertionError("nothing should be built when KUBEBUILDER_ASSETS has every binary")
