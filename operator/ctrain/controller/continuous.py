@@ -24,9 +24,12 @@ from ctrain.api import (
     GROUP,
     VERSION,
     ConditionType,
+    ContinuousTraining,
     ContinuousTrainingSpec,
     ContinuousTrainingStatus,
+    ModelDeployment,
     Reason,
+    TrainingJob,
 )
 from ctrain.controller import continuous_builders as build
 from ctrain.controller.conditions import changed_conditions
@@ -49,9 +52,9 @@ from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client, make_s3_client, parse_s3_uri
 
 log = logging.getLogger("ctrain.operator")
-PLURAL = "continuoustrainings"
-RUNS = "trainingjobs"
-MODELDEPLOYMENTS = "modeldeployments"
+PLURAL = ContinuousTraining.PLURAL
+RUNS = TrainingJob.PLURAL
+MODELDEPLOYMENTS = ModelDeployment.PLURAL
 # Event reasons beyond ctrain.api.Reason (which names condition reasons).
 RUN_REPLACED, RUN_DELETED = "RunReplaced", "RunDeleted"
 CHAMPION_CHANGED, RESUMED = "ChampionChanged", "Resumed"

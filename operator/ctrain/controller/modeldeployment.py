@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ctrain.api import ConditionType, ModelDeploymentSpec, Reason
+from ctrain.api import ConditionType, ModelDeployment, ModelDeploymentSpec, Reason
 from ctrain.controller import metrics, serving_probe
 from ctrain.controller.conditions import changed_conditions, set_condition
 from ctrain.controller.config import OperatorConfig
@@ -34,7 +34,7 @@ from ctrain.registry import Registry, RegistryError
 from ctrain.storage import make_s3_client
 
 log = logging.getLogger("ctrain.operator")
-PLURAL = "modeldeployments"
+PLURAL = ModelDeployment.PLURAL
 _last_drift_check: dict[str, float] = {}
 
 

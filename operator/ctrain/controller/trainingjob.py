@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ctrain.api import ConditionType, TrainingJobSpec
+from ctrain.api import ConditionType, TrainingJob, TrainingJobSpec
 from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.config import OperatorConfig
@@ -14,7 +14,7 @@ from ctrain.controller.training_builders import TRAININGJOB_LABEL, build_job, jo
 from ctrain.controller.training_status import compute_status, invalid_spec_status, is_terminal
 
 log = logging.getLogger("ctrain.operator")
-PLURAL = "trainingjobs"
+PLURAL = TrainingJob.PLURAL
 
 
 def validation_message(error: ValidationError) -> str:

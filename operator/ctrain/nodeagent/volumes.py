@@ -29,29 +29,30 @@ class Fetcher:
         self.config_maps: dict[str, dict[str, bytes] | None] = {}
 
     def secret(self, name: str) -> dict[str, bytes] | None:
-        if name not in self.secrets:
-            try:
-                raw = self.api.read_namespaced_secret(name, self.namespace)
-                data = {k: base64.b64decode(v) for k, v in (raw.data or {}).items()}
-                self.secrets[name] = data
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                self.secrets[name] = None
-        return self.secrets[name]
+        return self._read(self.secrets, self.api.read_namespaced_secret, name)
 
     def config_map(self, name: str) -> dict[str, bytes] | None:
-        if name not in self.config_maps:
+        return self._read(self.config_maps, self.api.read_namespaced_config_map, name)
+
+    def _read(
+        self, cache: dict[str, dict[str, bytes] | None], read: Any, name: str
+    ) -> dict[str, bytes] | None:
+        """The object's keys as bytes (Secret `data` and ConfigMap `binaryData` are base64)."""
+        if name not in cache:
             try:
-                raw = self.api.read_namespaced_config_map(name, self.namespace)
-                data = {k: v.encode() for k, v in (raw.data or {}).items()}
-                data.update({k: base64.b64decode(v) for k, v in (raw.binary_data or {}).items()})
-                self.config_maps[name] = data
+                raw = read(name, self.namespace)
             except ApiException as error:
                 if error.status != 404:
                     raise
-                self.config_maps[name] = None
-        return self.config_maps[name]
+                cache[name] = None
+                return None
+            if isinstance(raw, client.V1ConfigMap):
+                data = {k: v.encode() for k, v in (raw.data or {}).items()}
+                data.update({k: base64.b64decode(v) for k, v in (raw.binary_data or {}).items()})
+            else:
+                data = {k: base64.b64decode(v) for k, v in (raw.data or {}).items()}
+            cache[name] = data
+        return cache[name]
 
     def token(self, pod: Pod, audience: str | None, seconds: int) -> bytes:
         metadata = pod["metadata"]
@@ -223,18 +224,11 @@ def resolve_env_sources(pod: Pod, fetcher: Fetcher) -> Resolved:
             if "configMapKeyRef" in value_from:
                 refs.append(("configmap", value_from["configMapKeyRef"]["name"]))
         for kind, name in refs:
-            if kind == "secret":
-                data = fetcher.secret(name)
-                if data is not None:
-                    resolved.secrets[name] = {
-                        k: v.decode(errors="replace") for k, v in data.items()
-                    }
-            else:
-                data = fetcher.config_map(name)
-                if data is not None:
-                    resolved.config_maps[name] = {
-                        k: v.decode(errors="replace") for k, v in data.items()
-                    }
+            read = fetcher.secret if kind == "secret" else fetcher.config_map
+            store = resolved.secrets if kind == "secret" else resolved.config_maps
+            data = read(name)
+            if data is not None:
+                store[name] = {k: v.decode(errors="replace") for k, v in data.items()}
     return resolved
 
 
