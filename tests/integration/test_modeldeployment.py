@@ -247,13 +247,25 @@ def test_corrupt_model_is_never_served_and_rolls_back(
         what="Degraded",
     )
     assert {c["type"]: c["status"] for c in status["conditions"]}["Degraded"] == "True"
-    pods = core.list_namespaced_pod(ml_namespace, label_selector="ctrain.dev/modeldeployment=iris")
-    serving = {
-        p.metadata.labels["ctrain.dev/model-version"]
-        for p in pods.items
-        if p.status.phase == "Running" and not p.metadata.deletion_timestamp
-    }
-    assert serving == {good["version"]}
+    never_ready: list[str] = []
+
+    def only_good_pods_left() -> bool:
+        pods = core.list_namespaced_pod(
+            ml_namespace, label_selector="ctrain.dev/modeldeployment=iris"
+        )
+        versions = set()
+        for pod in pods.items:
+            version = pod.metadata.labels["ctrain.dev/model-version"]
+            versions.add(version)
+            if version == bad["version"]:
+                ready = any(
+                    c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+                )
+                never_ready.append("ready" if ready else "not ready")
+        return versions == {good["version"]}
+
+    wait_for(only_good_pods_left, timeout=90, what="the tampered version's pods removed")
+    assert "ready" not in never_ready  # the tampered version never served a request
     assert "RolledBack" in [reason for reason, _ in events_for(core, ml_namespace, "iris")]
 
 
