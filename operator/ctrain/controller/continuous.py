@@ -125,14 +125,9 @@ def reconcile(
     now: datetime | None = None,
     memory: LoopMemory | None = None,
 ) -> None:
-    body = kube.get_custom(PLURAL, namespace, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return
-    with kube.lock(body["metadata"]["uid"]):
-        body = kube.get_custom(PLURAL, namespace, name)  # fresh, under the lock
-        if body is None:
-            return
-        _Pass(kube, config, memory or LoopMemory(), body, now or datetime.now(UTC)).run()
+    with kube.locked(PLURAL, namespace, name) as body:
+        if body is not None:
+            _Pass(kube, config, memory or LoopMemory(), body, now or datetime.now(UTC)).run()
 
 
 class _Pass:

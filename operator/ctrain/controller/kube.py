@@ -4,10 +4,11 @@ Every call treats 409 (already exists) and 404 (already gone) as the outcomes a
 level-triggered reconciler expects after a restart, never as errors.
 """
 
+import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client
@@ -39,6 +40,17 @@ class Kube:
         """One reconcile at a time per object, whichever event triggered it."""
         with self._guard:
             return self.locks.setdefault(uid, threading.Lock())
+
+    @contextlib.contextmanager
+    def locked(self, plural: str, namespace: str, name: str) -> Iterator[dict[str, Any] | None]:
+        """The custom object re-read under its lock, so one reconcile at a time works on it,
+        whichever event triggered it; None when it is gone or being deleted."""
+        body = self.get_custom(plural, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            yield None
+            return
+        with self.lock(body["metadata"]["uid"]):
+            yield self.get_custom(plural, namespace, name)
 
     def raw(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a client method and return plain JSON dicts (not generated model classes)."""

@@ -85,11 +85,7 @@ def resolve(spec: ModelDeploymentSpec, config: OperatorConfig) -> tuple[str | No
 
 
 def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str) -> None:
-    body = kube.get_custom(PLURAL, namespace, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return
-    with kube.lock(body["metadata"]["uid"]):
-        body = kube.get_custom(PLURAL, namespace, name)
+    with kube.locked(PLURAL, namespace, name) as body:
         if body is not None:
             _reconcile_locked(kube, config, body)
 

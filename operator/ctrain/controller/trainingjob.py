@@ -27,14 +27,9 @@ def validation_message(error: ValidationError) -> str:
 
 
 def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str) -> None:
-    body = kube.get_custom(PLURAL, namespace, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return
-    with kube.lock(body["metadata"]["uid"]):
-        body = kube.get_custom(PLURAL, namespace, name)  # fresh, under the lock
-        if body is None:
-            return
-        _reconcile_locked(kube, config, body)
+    with kube.locked(PLURAL, namespace, name) as body:
+        if body is not None:
+            _reconcile_locked(kube, config, body)
 
 
 def _reconcile_locked(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
