@@ -13,8 +13,10 @@ module. Routes:
     GET  /metrics                            Prometheus
     GET  /drift                              drift statistics for the operator (JSON)
 
-Every failure is a `ServingError` rendered as `{"error": "..."}` with its status code;
-the app never lets an exception escape to uvicorn, so bad input cannot stop it.
+Every failure is a `ServingError` rendered as `{"error": "..."}` with its status code
+(and its headers: `Retry-After`, `connection: close`); the app never lets an exception
+escape to uvicorn, so bad input cannot stop it. What one request may cost is bounded by
+`ctrain.serving.limits`; the inference path itself is `ctrain.serving.inference`.
 """
 
 from __future__ import annotations
@@ -34,17 +36,18 @@ import ctrain
 from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
 from ctrain.serving.drift import DriftSnapshot
 from ctrain.serving.errors import (
-    InvalidRequest,
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
     ServingError,
 )
 from ctrain.serving.holder import ModelHolder
+from ctrain.serving.inference import Inference
+from ctrain.serving.limits import DEFAULT_LIMITS, Limits
 from ctrain.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctrain.serving.model import ServedModel
 
-__all__ = ["MAX_BODY_BYTES", "ServingApp"]
+__all__ = ["ServingApp"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
 _JSON = b"application/json"
-_BINARY_HEADER = b"inference-header-content-length"
 _LIVE = orjson.dumps({"live": True})
 
 
@@ -68,13 +69,18 @@ class ServingApp:
         *,
         metrics: ServingMetrics | None = None,
         max_batch_rows: int = DEFAULT_MAX_ROWS,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.holder = holder
+        self.limits = limits
         self.metrics = metrics if metrics is not None else ServingMetrics(holder.name)
         if holder.metrics is None:
             holder.metrics = self.metrics
         self.metrics.watch_drift(self._drift_snapshot)
-        self.batcher = MicroBatcher(max_batch_rows, observer=self._observed_batch)
+        self.batcher = MicroBatcher(
+            max_batch_rows, observer=self._observed_batch, max_queue_rows=limits.max_queue_rows
+        )
+        self.inference = Inference(limits, self.batcher, self._observed_batch)
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
             {"name": "ctrain", "version": ctrain.__version__, "extensions": []}
@@ -94,6 +100,12 @@ class ServingApp:
             await asyncio.wait([self._loader])
             self._loader = None
         await self.batcher.aclose()
+        self.inference.close()
+
+    @property
+    def inflight(self) -> int:
+        """Inference requests in progress."""
+        return self.inference.inflight
 
     # -- ASGI ------------------------------------------------------------------------
 
@@ -120,6 +132,7 @@ class ServingApp:
         path: str = scope["path"]
         route = "other"
         content_type = _JSON
+        headers: tuple[tuple[bytes, bytes], ...] = ()
         try:
             if path.endswith("/infer"):
                 route = "infer"
@@ -127,7 +140,7 @@ class ServingApp:
             else:
                 route, status, body, content_type = self._get(scope, path)
         except ServingError as exc:
-            status, body = exc.status, orjson.dumps({"error": str(exc)})
+            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), exc.headers
             self.metrics.observe_error(route, type(exc).__name__)
         except Exception as exc:  # answered as 500: the server keeps serving
             log.exception("error handling %s %s", scope["method"], path)
@@ -140,6 +153,7 @@ class ServingApp:
                 "headers": [
                     (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
+                    *headers,
                 ],
             }
         )
@@ -152,17 +166,8 @@ class ServingApp:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"use POST for {path}")
         model = self._model_for(path.split("/"), suffix="infer")
-        body = await _read_body(receive)
-        json_length = None
-        for key, value in scope["headers"]:
-            if key == _BINARY_HEADER:
-                try:
-                    json_length = int(value)
-                except ValueError:
-                    raise InvalidRequest(f"invalid {_BINARY_HEADER.decode()} header") from None
-        request = model.spec.decode(body, json_length)
-        values = await self.batcher.predict(model, request.rows, request.outputs)
-        return model.encoder.encode(request.id, request.outputs, values)
+        predicted = await self.inference(model, scope["headers"], receive)
+        return predicted.body
 
     def _model_for(self, parts: list[str], suffix: str | None) -> ServedModel:
         """Resolve /v2/models/<name>[/versions/<v>][/<suffix>] to the loaded model."""
@@ -237,20 +242,3 @@ class ServingApp:
         drift = self.holder.drift
         if drift is not None and model is self.holder.model:
             drift.observe(rows)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise InvalidRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

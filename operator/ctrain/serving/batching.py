@@ -12,6 +12,9 @@ Responses cannot be mixed up: each request owns a future and the slice
 `[offset, offset + rows)` of the concatenated batch, in the order it was queued. If
 the estimator raises on a batch, each request is retried alone so one bad input only
 fails its own request.
+
+The queue is bounded in rows (`max_queue_rows`): past it a request is refused at once
+with 503 and `Retry-After` instead of waiting behind more work than it can afford.
 """
 
 from __future__ import annotations
@@ -24,10 +27,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctrain.serving.errors import InvalidRequest, ModelNotReady, PredictionFailed, ServingError
+from ctrain.serving.errors import (
+    InvalidRequest,
+    ModelNotReady,
+    Overloaded,
+    PredictionFailed,
+    ServingError,
+)
+from ctrain.serving.limits import DEFAULT_LIMITS, RETRY_AFTER_SECONDS
 from ctrain.serving.model import ServedModel
 
-__all__ = ["DEFAULT_MAX_ROWS", "BatchObserver", "MicroBatcher"]
+__all__ = ["DEFAULT_MAX_ROWS", "BatchObserver", "MicroBatcher", "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +61,19 @@ class MicroBatcher:
     """Coalesces concurrent predictions into batches of at most `max_rows` rows."""
 
     def __init__(
-        self, max_rows: int = DEFAULT_MAX_ROWS, observer: BatchObserver | None = None
+        self,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        observer: BatchObserver | None = None,
+        *,
+        max_queue_rows: int = DEFAULT_LIMITS.max_queue_rows,
     ) -> None:
-        if max_rows < 1:
-            raise ValueError("max_rows must be at least 1")
+        if max_rows < 1 or max_queue_rows < 1:
+            raise ValueError("max_rows and max_queue_rows must be at least 1")
         self.max_rows = max_rows
+        self.max_queue_rows = max_queue_rows
         self._observer = observer
         self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
         self._wakeup: asyncio.Future[None] | None = None
         self._worker: asyncio.Task[None] | None = None
 
@@ -65,11 +81,17 @@ class MicroBatcher:
         self, model: ServedModel, rows: np.ndarray, outputs: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
         """Predict `outputs` for `rows`, batched with whatever else is waiting."""
+        if self._queued_rows + len(rows) > self.max_queue_rows:
+            raise Overloaded(
+                f"the server is busy: {self._queued_rows} rows wait for prediction, retry later",
+                RETRY_AFTER_SECONDS,
+            )
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
             self._worker = loop.create_task(self._run(), name="ctrain-micro-batcher")
         future: asyncio.Future[dict[str, np.ndarray]] = loop.create_future()
         self._queue.append(_Pending(model, rows, outputs, future))
+        self._queued_rows += len(rows)
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
@@ -81,6 +103,7 @@ class MicroBatcher:
             self._worker.cancel()
             await asyncio.wait([self._worker])  # waits without re-raising its cancellation
             self._worker = None
+        self._queued_rows = 0
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
@@ -113,6 +136,7 @@ class MicroBatcher:
                 break
             batch.append(self._queue.popleft())
             rows += len(nxt.rows)
+        self._queued_rows -= rows
         return batch
 
     def _run_batch(self, batch: list[_Pending]) -> None:
@@ -129,7 +153,7 @@ class MicroBatcher:
             result = model.predict_batch(rows, outputs)
         except Exception as exc:  # noqa: BLE001 - the estimator's failure goes to its caller
             if len(live) == 1:
-                live[0].future.set_exception(_classify(exc))
+                live[0].future.set_exception(classify(exc))
             else:
                 for pending in live:  # find the culprit: each request alone
                     self._run_batch([pending])
@@ -146,7 +170,8 @@ class MicroBatcher:
                 log.exception("batch observer failed")
 
 
-def _classify(exc: Exception) -> ServingError:
+def classify(exc: Exception) -> ServingError:
+    """The client's error (400) or ours (500) for an exception the estimator raised."""
     # scikit-learn raises ValueError/TypeError for inputs it cannot use (NaN, unknown
     # categories, strings in numeric columns): the client's fault. Anything else is ours.
     if isinstance(exc, ValueError | TypeError):
