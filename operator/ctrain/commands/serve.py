@@ -5,6 +5,9 @@ uvloop): the model source (the S3 registry, or `--model-dir` for a local directo
 the same layout), the model holder, and the ASGI app. The process starts listening at
 once and loads the model in the background, so readiness is 503 until the model is in
 memory, and a model that cannot load keeps the pod alive and not ready.
+
+Every bound on what a client may cost is an option here (`ctrain.serving.limits` says
+what each does when exceeded; docs/install.md lists them).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from ctrain.serving.limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     from ctrain.serving.source import RegistrySource
@@ -23,6 +28,14 @@ if TYPE_CHECKING:
 __all__ = ["serve"]
 
 log = logging.getLogger("ctrain.serve")
+
+
+def _limit(flag: str, help: str, kind: type = int) -> Any:
+    """An option for one field of `Limits`, its default taken from there."""
+    name = flag.lstrip("-").replace("-", "_")
+    default = getattr(DEFAULT_LIMITS, name)
+    kind_type = click.FloatRange(min=0, min_open=True) if kind is float else click.IntRange(min=1)
+    return click.option(flag, name, type=kind_type, default=default, show_default=True, help=help)
 
 
 @click.command()
@@ -65,12 +78,38 @@ log = logging.getLogger("ctrain.serve")
     show_default=True,
     help="Served rows kept for drift statistics.",
 )
+@_limit("--max-body-bytes", "Largest request body in bytes (413 above).")
+@_limit("--max-request-rows", "Most rows in one inference request (413 above).")
+@_limit("--max-string-length", "Longest BYTES value or request id, in characters (400 above).")
+@_limit("--max-concurrency", "Inference requests in progress at once (503 + Retry-After above).")
+@_limit(
+    "--max-inflight-bytes",
+    "Request bodies held at once, in bytes: bounds memory (503 + Retry-After above).",
+)
+@_limit("--max-queue-rows", "Rows waiting for the micro-batcher (503 + Retry-After above).")
+@_limit("--max-header-bytes", "Request line and headers, in bytes (431 above).")
+@_limit(
+    "--header-timeout",
+    "Seconds from a connection's (or request's) first byte to the end of its headers (408).",
+    float,
+)
+@_limit(
+    "--body-timeout", "Seconds from the end of the headers to the end of the body (408).", float
+)
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="CTRAIN_LOG_FORMAT",
+    show_default=True,
+    help="text, or one JSON object per line [env CTRAIN_LOG_FORMAT].",
 )
 def serve(
     model_name: str | None,
@@ -84,17 +123,24 @@ def serve(
     drift_window: int,
     access_log: bool,
     log_level: str,
+    log_format: str,
+    **limit_options: Any,
 ) -> None:
     """Serve one model over the Open Inference Protocol v2 (HTTP)."""
     import prometheus_client
     import uvicorn
 
     from ctrain.serving import ModelHolder, ServingApp, ServingMetrics
+    from ctrain.serving.limits import Limits
+    from ctrain.serving.logs import configure_logging
+    from ctrain.serving.server import uvicorn_config
     from ctrain.serving.source import ModelSource
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level, log_format)
+    try:
+        limits = Limits(**limit_options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     prometheus_client.disable_created_metrics()  # half the series, no information
     source: ModelSource
     if model_dir is not None:
@@ -120,20 +166,8 @@ def serve(
         drift_window=drift_window,
         freeze_gc=True,
     )
-    app = ServingApp(holder, metrics=metrics, max_batch_rows=max_batch_rows)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=access_log,
-        log_config=None,  # our basicConfig above: one format for every line
-        server_header=False,
-        date_header=False,
-        proxy_headers=False,  # nothing in the app uses client addresses
-    )
+    app = ServingApp(holder, metrics=metrics, max_batch_rows=max_batch_rows, limits=limits)
+    config = uvicorn_config(app, host=host, port=port, limits=limits, access_log=access_log)
     # On SIGTERM uvicorn stops accepting, finishes in-flight requests, runs the app's
     # shutdown, then re-raises the signal: the exit status is the signal's, as expected.
     uvicorn.Server(config).run()
