@@ -11,13 +11,13 @@ STAMP := $(VENV)/.installed
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[sandbox,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]' -e ./devtools
 	@touch $@
 
 .PHONY: install
-install: $(STAMP) ## Create .venv with ctrain and its pinned dependencies.
+install: $(STAMP) ## Create .venv with ctrain, its development tooling and pinned dependencies.
 
 .PHONY: binaries
 binaries: $(STAMP) ## Build (once) or find the Kubernetes, etcd and helm binaries.
@@ -25,18 +25,18 @@ binaries: $(STAMP) ## Build (once) or find the Kubernetes, etcd and helm binarie
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
-	$(BIN)/ruff check operator tests benchmarks deploy examples
-	$(BIN)/ruff format --check operator tests benchmarks deploy examples
+	$(BIN)/ruff check operator devtools tests benchmarks deploy examples
+	$(BIN)/ruff format --check operator devtools tests benchmarks deploy examples
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff.
-	$(BIN)/ruff check --fix operator tests benchmarks deploy examples
-	$(BIN)/ruff format operator tests benchmarks deploy examples
+	$(BIN)/ruff check --fix operator devtools tests benchmarks deploy examples
+	$(BIN)/ruff format operator devtools tests benchmarks deploy examples
 
 .PHONY: generate
 generate: $(STAMP) ## Regenerate the CRDs (crds/, package and chart copies) and the argocd-cm patch.
-	$(BIN)/ctrain generate
+	$(BIN)/ctrain generate --root .
 	$(BIN)/python deploy/argocd/render_cm.py
 
 .PHONY: test

@@ -22,8 +22,8 @@ from kubernetes import client, config
 from sklearn.datasets import load_iris
 
 from ctrain.registry import Registry
-from ctrain.sandbox import operator as sandbox_operator
-from ctrain.sandbox import sandbox
+from ctrain_dev.sandbox import operator as sandbox_operator
+from ctrain_dev.sandbox import sandbox
 
 HERE = Path(__file__).parent / "demo"
 NAMESPACE = "default"

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from kubernetes import client, config
 
-from ctrain.sandbox import sandbox as sandbox_module
+from ctrain_dev.sandbox import sandbox as sandbox_module
 from kubehelpers import make_namespace
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client
 
-from ctrain.sandbox.sandbox import State
+from ctrain_dev.sandbox.sandbox import State
 
 T = TypeVar("T")
 

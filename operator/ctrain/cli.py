@@ -1,32 +1,41 @@
 """The `ctrain` command line: one entry point, one subcommand per role.
 
 Subcommands live in `ctrain.commands.<name>` and are imported only when used, so
-`ctrain serve` in a serving pod never pays for the operator's imports.
+`ctrain serve` in a serving pod never pays for the operator's imports. Other
+distributions add subcommands through the `ctrain.commands` entry-point group: the
+development tooling (`devtools/`, not part of the image) adds `dev` and `generate` there.
 """
 
 import importlib
+from importlib.metadata import entry_points
 
 import click
+
+__all__ = ["PLUGIN_GROUP", "SUBCOMMANDS", "main"]
 
 # name -> "module:attribute" of a click command or group.
 SUBCOMMANDS = {
     "operator": "ctrain.commands.operator:operator",
     "train": "ctrain.commands.train:train",
     "serve": "ctrain.commands.serve:serve",
-    "generate": "ctrain.commands.generate:generate",
     "models": "ctrain.commands.models:models",
-    "dev": "ctrain.commands.dev:dev",
 }
+PLUGIN_GROUP = "ctrain.commands"
+
+
+def _targets() -> dict[str, str]:
+    plugins = {point.name: point.value for point in entry_points(group=PLUGIN_GROUP)}
+    return {**plugins, **SUBCOMMANDS}  # a plugin never replaces a built-in role
 
 
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return sorted(_targets())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(cmd_name)
+        target = _targets().get(cmd_name)
         if target is None:
             return None
         module_name, attribute = target.split(":")

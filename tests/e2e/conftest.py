@@ -64,7 +64,7 @@ def tool(name: str) -> str | None:
     found = shutil.which(name)
     if found or name not in ("kubectl", "helm"):
         return found
-    from ctrain.sandbox import binaries
+    from ctrain_dev.sandbox import binaries
 
     directory = binaries.kube_cache_dir() if name == "kubectl" else binaries.helm_cache_dir()
     candidate = directory / name

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from ctrain.sandbox import controlplane, procs
-from ctrain.sandbox import operator as sandbox_operator
-from ctrain.sandbox.sandbox import State
+from ctrain_dev import host
+from ctrain_dev.sandbox import controlplane
+from ctrain_dev.sandbox import operator as sandbox_operator
+from ctrain_dev.sandbox.sandbox import State
 from kubehelpers import make_namespace
 
 
@@ -17,14 +18,14 @@ class OperatorProcess:
 
     def __init__(self, sandbox: State, log_dir: Path) -> None:
         self.sandbox, self.log_dir = sandbox, log_dir
-        self.process: procs.Process | None = None
+        self.process: host.Process | None = None
         self.starts = 0
         self.metrics_port = controlplane.Ports.free().s3  # any free port
 
     def start(self) -> None:
         self.starts += 1
         log = self.log_dir / f"operator-{self.starts}.log"
-        self.process = procs.spawn(
+        self.process = host.spawn(
             "ctrain-operator",
             sandbox_operator.operator_argv(),
             log,
@@ -37,11 +38,11 @@ class OperatorProcess:
     def kill(self) -> None:
         """SIGKILL: the harshest restart, nothing gets flushed."""
         assert self.process is not None
-        procs.stop(self.process, grace_seconds=0)
+        host.stop(self.process, grace_seconds=0)
 
     def stop(self) -> None:
         if self.process is not None:
-            procs.stop(self.process)
+            host.stop(self.process)
 
     def log(self) -> str:
         return "".join(p.read_text() for p in sorted(self.log_dir.glob("operator-*.log")))

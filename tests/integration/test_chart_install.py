@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from ctrain.sandbox import operator as sandbox_operator
+from ctrain_dev.sandbox import operator as sandbox_operator
 from kubehelpers import apply, get, kubectl, make_namespace, wait_phase
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ctrain.sandbox import sandbox as sandbox_module
+from ctrain_dev.sandbox import sandbox as sandbox_module
 from kubehelpers import condition, container, wait_for
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ import yaml
 from click.testing import CliRunner
 
 from ctrain.api import KINDS, Resource
-from ctrain.api.crd import build_crd, file_name
-from ctrain.chart import escape_template, render_chart_crds
-from ctrain.commands.generate import generate
 from ctrain.controller.config import OperatorConfig
-from ctrain.sandbox import binaries
+from ctrain_dev.generate.chart import escape_template, render_chart_crds
+from ctrain_dev.generate.cli import generate
+from ctrain_dev.generate.crd import build_crd, file_name
+from ctrain_dev.sandbox import binaries
 
 pytestmark = pytest.mark.unit
 
@@ -462,7 +462,7 @@ def test_chart_crd_templates_are_fresh() -> None:
 
 
 def test_generate_check_covers_the_chart() -> None:
-    result = CliRunner().invoke(generate, ["--check"])
+    result = CliRunner().invoke(generate, ["--check", "--root", str(ROOT)])
     assert result.exit_code == 0, result.output
 
 

@@ -1,8 +1,8 @@
 """The image's build: what `.dockerignore` sends, installed the way the Dockerfile does.
 
-No container engine runs here, so the test replays the builder stage's install step on
-the same build context: a wheel of exactly the files the image gets must carry the CLI
-entry point and the CRDs the operator applies.
+The test replays the builder stage's install step on the same build context: a wheel of
+exactly the files the image gets must carry the CLI entry point and the product, and
+nothing of the development tooling (sandbox, node agent, generators live in devtools/).
 """
 
 import fnmatch
@@ -48,10 +48,11 @@ def test_context_is_only_the_package_sources():
     names = {p.relative_to(ROOT).as_posix() for p in context_files()}
     assert {"pyproject.toml", "README.md", "operator/ctrain/cli.py"} <= names
     assert not [n for n in names if n.startswith((".venv/", ".git/", "tests/", "charts/"))]
+    assert not [n for n in names if n.startswith("devtools/")]
     assert not [n for n in names if "/gomod-" in n or "__pycache__" in n]
 
 
-def test_the_dockerfile_install_step_yields_the_cli_and_crds(tmp_path):
+def test_the_dockerfile_install_step_yields_the_cli_and_only_the_product(tmp_path):
     context = tmp_path / "context"
     for path in context_files():
         target = context / path.relative_to(ROOT)
@@ -80,6 +81,10 @@ def test_the_dockerfile_install_step_yields_the_cli_and_crds(tmp_path):
             archive.read(n).decode() for n in names if n.endswith("entry_points.txt")
         )
     assert "ctrain = ctrain.cli:main" in entry_points
-    for kind in ("trainingjobs", "modeldeployments", "continuoustrainings"):
-        assert f"ctrain/crds/ctrain.dev_{kind}.yaml" in names
     assert "ctrain/serving/app.py" in names and "ctrain/trainer/run.py" in names
+    assert "ctrain/controller/handlers.py" in names and "ctrain/registry/core.py" in names
+    tooling = [
+        n for n in names if n.startswith(("ctrain_dev/", "ctrain/sandbox/", "ctrain/nodeagent/"))
+    ]
+    assert not tooling, tooling
+    assert not [n for n in names if "/crds/" in n or "gomod" in n]

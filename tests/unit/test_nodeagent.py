@@ -2,9 +2,9 @@
 
 import pytest
 
-from ctrain.nodeagent import plan
-from ctrain.nodeagent.probes import ProbeState
-from ctrain.nodeagent.status import Conditions, ContainerState, pod_phase, pod_status
+from ctrain_dev.nodeagent import plan
+from ctrain_dev.nodeagent.probes import ProbeState
+from ctrain_dev.nodeagent.status import Conditions, ContainerState, pod_phase, pod_status
 
 pytestmark = pytest.mark.unit
 

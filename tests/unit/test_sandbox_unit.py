@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ctrain.sandbox import controlplane, pki, procs
-from ctrain.sandbox.binaries import (
+from ctrain_dev import host
+from ctrain_dev.sandbox import controlplane, pki
+from ctrain_dev.sandbox.binaries import (
     ETCD_VERSION,
     HELM_VERSION,
     KUBERNETES_VERSION,
@@ -98,22 +99,22 @@ def test_pki_certificates_carry_the_identities(tmp_path):
 
 
 def test_process_identity_survives_only_for_the_same_process(tmp_path):
-    process = procs.spawn(
+    process = host.spawn(
         "sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log"
     )
     assert process.alive()
-    impostor = procs.Process("x", process.pid, process.started + 1, "")
+    impostor = host.Process("x", process.pid, process.started + 1, "")
     assert not impostor.alive()  # a recycled pid with another start time is not ours
-    procs.stop(process, grace_seconds=5)
+    host.stop(process, grace_seconds=5)
     assert not process.alive()
-    procs.stop(process)  # stopping twice is harmless
+    host.stop(process)  # stopping twice is harmless
     assert subprocess.run(["true"], check=False).returncode == 0
 
 
 def test_kubebuilder_assets_take_precedence(tmp_path, monkeypatch):
     """Binaries found in $KUBEBUILDER_ASSETS (the envtest convention) are used as they are;
     only what is missing there comes from the cache (built when absent)."""
-    from ctrain.sandbox import binaries as module
+    from ctrain_dev.sandbox import binaries as module
 
     assets = tmp_path / "assets"
     assets.mkdir()

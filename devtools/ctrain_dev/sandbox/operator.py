@@ -8,18 +8,13 @@ works right after `ctrain dev up`.
 import subprocess
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ctrain.sandbox.sandbox import State
+    from ctrain_dev.sandbox.sandbox import State
 
 CREDENTIALS_SECRET = "s3-credentials"
-
-
-def crd_dir() -> Path:
-    return Path(str(resources.files("ctrain") / "crds"))
 
 
 def kubectl(state: "State", *args: str, stdin: str | None = None) -> str:
@@ -37,8 +32,14 @@ def kubectl(state: "State", *args: str, stdin: str | None = None) -> str:
 
 
 def apply_crds(state: "State") -> None:
-    kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(crd_dir()))
-    kubectl(state, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(crd_dir()))
+    """Apply the CRDs as generated from the API models in this checkout."""
+    from ctrain_dev.generate.crd import render_all
+
+    manifests = "---\n".join(render_all().values())
+    kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=manifests)
+    kubectl(
+        state, "wait", "--for=condition=Established", "--timeout=60s", "-f", "-", stdin=manifests
+    )
 
 
 def credentials_secret(state: "State", namespace: str) -> None:

@@ -1,6 +1,6 @@
 """The first code a pod's container runs, inside its own private mount namespace.
 
-The agent starts `unshare --mount --propagation private -- python -m ctrain.nodeagent.shim
+The agent starts `unshare --mount --propagation private -- python -m ctrain_dev.nodeagent.shim
 PLAN.json`. The shim bind-mounts the pod's volumes and termination-message file at the
 paths the container asked for (visible to this process tree only), drops to the
 container's user and groups when the agent runs with `--run-as-pod-user` (by default

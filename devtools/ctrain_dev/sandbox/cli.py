@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ctrain.sandbox import sandbox
+from ctrain_dev.sandbox import sandbox
 
 _DIR = click.option(
     "--dir",
@@ -43,7 +43,7 @@ Stop it with `ctrain dev down`.""")
 @dev.command()
 def binaries() -> None:
     """Build (first time only) or find the Kubernetes, etcd and helm binaries; print them."""
-    from ctrain.sandbox.binaries import ensure_binaries
+    from ctrain_dev.sandbox.binaries import ensure_binaries
 
     for name, path in sorted(ensure_binaries().paths.items()):
         click.echo(f"{name:<24} {path}")

@@ -20,12 +20,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ctrain.nodeagent import plan as planning
-from ctrain.nodeagent import probes, volumes
-from ctrain.nodeagent.status import Conditions, ContainerState, now_rfc3339, pod_status
-from ctrain.sandbox import network, procs
+from ctrain_dev import host
+from ctrain_dev.nodeagent import plan as planning
+from ctrain_dev.nodeagent import probes, volumes
+from ctrain_dev.nodeagent.status import Conditions, ContainerState, now_rfc3339, pod_status
 
-log = logging.getLogger("ctrain.nodeagent")
+log = logging.getLogger("ctrain_dev.nodeagent")
 TICK_SECONDS = 0.2
 MAX_MESSAGE_BYTES = 4096
 BACKOFF_START, BACKOFF_CAP = 2.0, 60.0
@@ -140,7 +140,7 @@ class PodWorker(threading.Thread):
         if not self.network_ready:
             octets = self.pod_ip.split(".")
             veth = f"ct{self.settings.pod_network}-{int(octets[2]) * 250 + int(octets[3])}"
-            network.create_pod_network(self.settings.pod_network, self.netns, veth, self.pod_ip)
+            host.create_pod_network(self.settings.pod_network, self.netns, veth, self.pod_ip)
             self.network_ready = True
         fetcher = volumes.Fetcher(self.api, pod["metadata"]["namespace"])
         try:
@@ -233,7 +233,7 @@ class PodWorker(threading.Thread):
             container.process = subprocess.Popen(
                 [
                     "nsenter",
-                    f"--net={network.netns_path(self.netns)}",
+                    f"--net={host.netns_path(self.netns)}",
                     "--",
                     "unshare",
                     "--mount",
@@ -242,7 +242,7 @@ class PodWorker(threading.Thread):
                     "--",
                     sys.executable,
                     "-m",
-                    "ctrain.nodeagent.shim",
+                    "ctrain_dev.nodeagent.shim",
                     str(plan_file),
                 ],
                 stdin=subprocess.DEVNULL,
@@ -251,9 +251,7 @@ class PodWorker(threading.Thread):
                 start_new_session=True,
             )
         pid = container.process.pid
-        record = procs.Process(
-            f"{self.name}/{state.name}", pid, procs.start_time(pid), str(log_file)
-        )
+        record = host.Process(f"{self.name}/{state.name}", pid, host.start_time(pid), str(log_file))
         (container.directory / "process.json").write_text(json.dumps(dataclasses.asdict(record)))
         container.plan = plan
         state.state, state.reason, state.message = "running", "", ""
@@ -396,7 +394,7 @@ class PodWorker(threading.Thread):
     def _teardown(self) -> None:
         """Remove what the pod no longer needs: its secrets on disk and its network."""
         volumes.remove_secrets(self.directory)
-        network.delete_pod_network(self.netns)
+        host.delete_pod_network(self.netns)
         self.network_ready = False
 
     def _publish(self, pod: dict[str, Any]) -> None:

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ctrain.sandbox import controlplane, network, procs
-from ctrain.sandbox.binaries import Binaries, ensure_binaries
-from ctrain.sandbox.pki import ensure_pki
+from ctrain_dev import host
+from ctrain_dev.sandbox import controlplane
+from ctrain_dev.sandbox.binaries import Binaries, ensure_binaries
+from ctrain_dev.sandbox.pki import ensure_pki
 
 NODE_NAME = "ctrain-node"
 S3_ACCESS_KEY = "ctrain-sandbox"
@@ -60,7 +61,7 @@ class State:
     @property
     def host_ip(self) -> str:
         """The bridge address: the control plane and S3 listen here, pods route to it."""
-        return network.host_ip(self.pod_network)
+        return host.host_ip(self.pod_network)
 
     @property
     def apiserver_url(self) -> str:
@@ -70,10 +71,10 @@ class State:
     def s3_endpoint(self) -> str:
         return f"http://{self.host_ip}:{self.ports['s3']}"
 
-    def process(self, name: str) -> procs.Process | None:
+    def process(self, name: str) -> host.Process | None:
         for record in self.processes:
             if record["name"] == name:
-                return procs.Process(**record)
+                return host.Process(**record)
         return None
 
     def save(self) -> None:
@@ -106,7 +107,7 @@ def running(directory: Path | None = None) -> State | None:
     state = State.load(directory or default_dir())
     if state is None:
         return None
-    if all(procs.Process(**record).alive() for record in state.processes):
+    if all(host.Process(**record).alive() for record in state.processes):
         return state
     return None
 
@@ -125,7 +126,7 @@ def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = 
     binaries = ensure_binaries(say)
     directory.mkdir(parents=True, exist_ok=True)
     pod_network = _free_network()
-    pki = ensure_pki(directory / "pki", NODE_NAME, network.host_ip(pod_network))
+    pki = ensure_pki(directory / "pki", NODE_NAME, host.host_ip(pod_network))
     state = State(
         directory=str(directory),
         ports=dataclasses.asdict(controlplane.Ports.free()),
@@ -149,15 +150,15 @@ def _free_network() -> int:
     candidates = list(range(16, 251))
     random.shuffle(candidates)
     for candidate in candidates:
-        if not network.link_exists(network.bridge_name(candidate)):
+        if not host.link_exists(host.bridge_name(candidate)):
             return candidate
     raise RuntimeError("no free pod network: too many sandboxes on this machine")
 
 
 def _start(
     state: State, name: str, argv: list[str], env: dict[str, str] | None = None
-) -> procs.Process:
-    process = procs.spawn(name, argv, state.path / "logs" / f"{name}.log", env=env)
+) -> host.Process:
+    process = host.spawn(name, argv, state.path / "logs" / f"{name}.log", env=env)
     state.processes.append(dataclasses.asdict(process))
     state.save()
     return process
@@ -166,7 +167,7 @@ def _start(
 def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_operator: bool) -> None:
     ports = controlplane.Ports(**state.ports)
     tls = controlplane.client_tls(pki)
-    network.create_bridge(state.pod_network)
+    host.create_bridge(state.pod_network)
 
     say(f"starting etcd on 127.0.0.1:{ports.etcd_client}")
     etcd = _start(state, "etcd", controlplane.etcd_argv(binaries, state.path / "etcd", ports))
@@ -220,7 +221,7 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
         [
             sys.executable,
             "-m",
-            "ctrain.nodeagent",
+            "ctrain_dev.nodeagent",
             f"--kubeconfig={node_config}",
             f"--node-name={NODE_NAME}",
             f"--state-dir={state.path / 'node'}",
@@ -232,7 +233,7 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
     )
     _wait_node_ready(state, agent)
     if with_operator:
-        from ctrain.sandbox.operator import start_operator
+        from ctrain_dev.sandbox.operator import start_operator
 
         start_operator(state, _start, say)
 
@@ -251,7 +252,7 @@ def _create_buckets(state: State) -> None:
         client.create_bucket(Bucket=bucket)
 
 
-def _wait_node_ready(state: State, agent: procs.Process, timeout: float = 90) -> None:
+def _wait_node_ready(state: State, agent: host.Process, timeout: float = 90) -> None:
     from kubernetes import client, config
 
     api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
@@ -272,18 +273,18 @@ def _wait_node_ready(state: State, agent: procs.Process, timeout: float = 90) ->
 
 def _stop_processes(state: State, say: Say) -> None:
     for record in reversed(state.processes):
-        process = procs.Process(**record)
+        process = host.Process(**record)
         if process.alive():
             say(f"stopping {process.name} (pid {process.pid})")
-            procs.stop(process)
+            host.stop(process)
     # Pods outlive a killed agent only as orphans: stop them by their recorded pids too.
     for record_file in (state.path / "node").glob("pods/*/containers/*/process.json"):
-        process = procs.Process(**json.loads(record_file.read_text()))
+        process = host.Process(**json.loads(record_file.read_text()))
         if process.alive():
-            procs.stop(process, grace_seconds=2)
-    for namespace in network.namespaces(f"ctrain-{state.pod_network}-"):
-        network.delete_pod_network(namespace)
-    network.delete_bridge(state.pod_network)
+            host.stop(process, grace_seconds=2)
+    for namespace in host.namespaces(f"ctrain-{state.pod_network}-"):
+        host.delete_pod_network(namespace)
+    host.delete_bridge(state.pod_network)
 
 
 def down(directory: Path | None = None, say: Say = _stderr) -> bool:
@@ -321,7 +322,7 @@ def status_lines(directory: Path | None = None) -> list[str]:
     ]
     lines.append(f"{'PROCESS':<26}{'PID':>8}  {'STATE':<8} LOG")
     for record in state.processes:
-        process = procs.Process(**record)
+        process = host.Process(**record)
         alive = "running" if process.alive() else "stopped"
         lines.append(f"{process.name:<26}{process.pid:>8}  {alive:<8} {process.log}")
     return lines

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ctrain.sandbox.binaries import Binaries
+from ctrain_dev.sandbox.binaries import Binaries
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CIDR = "10.0.0.0/24"

@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ctrain.nodeagent.plan import PlanError, Resolved, field_value
+from ctrain_dev.nodeagent.plan import PlanError, Resolved, field_value
 
 Pod = Mapping[str, Any]
 

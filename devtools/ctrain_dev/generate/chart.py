@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ctrain.api.crd import HEADER, build_all, render
+from ctrain_dev.generate.crd import HEADER, build_all, render
 
 __all__ = ["CHART_CRD_SUBDIR", "escape_template", "render_chart_crd", "render_chart_crds"]
 

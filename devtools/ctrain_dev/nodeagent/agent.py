@@ -14,10 +14,10 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from ctrain.nodeagent.runtime import PodWorker, Settings
-from ctrain.sandbox import network
+from ctrain_dev import host
+from ctrain_dev.nodeagent.runtime import PodWorker, Settings
 
-log = logging.getLogger("ctrain.nodeagent")
+log = logging.getLogger("ctrain_dev.nodeagent")
 HEARTBEAT_SECONDS = 10
 LEASE_SECONDS = 40
 KUBELET_VERSION = "v1.34.4"
@@ -142,7 +142,7 @@ class Agent:
         self.core = client.CoreV1Api(self.api_client)
         self.coordination = client.CoordinationV1Api(self.api_client)
         self.node_name, self.kubelet_port = node_name, kubelet_port
-        self.host_ip = network.host_ip(pod_network)
+        self.host_ip = host.host_ip(pod_network)
         self.ips = PodIPs(f"10.{pod_network}")
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()

@@ -1,10 +1,10 @@
-"""`python -m ctrain.nodeagent`: run the sandbox's node agent (started by `ctrain dev up`)."""
+"""`python -m ctrain_dev.nodeagent`: run the sandbox's node agent (started by `ctrain dev up`)."""
 
 import argparse
 import logging
 from pathlib import Path
 
-from ctrain.nodeagent.agent import Agent, serve
+from ctrain_dev.nodeagent.agent import Agent, serve
 
 
 def main() -> None:

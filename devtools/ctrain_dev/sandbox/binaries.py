@@ -6,12 +6,14 @@ and cached outside the repository, keyed by version. `KUBEBUILDER_ASSETS` (the e
 convention) takes precedence for whatever it holds.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 KUBERNETES_VERSION = "v1.34.4"
@@ -159,6 +161,22 @@ def _run_go_build(module_dir: Path, argv: list[str], out_dir: Path, progress: Pr
     progress(f"  {out_dir.name}: done ({compiled} packages)")
 
 
+@contextlib.contextmanager
+def _build_lock(out_dir: Path, progress: Progress) -> Iterator[None]:
+    """One build of `out_dir` at a time on this machine (tests, `make`, the demo may race)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{out_dir}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"waiting for another process building {out_dir.name}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_binaries(progress: Progress | None = None) -> Binaries:
     """Return every binary the sandbox needs, building what is missing."""
     report = progress or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -169,6 +187,9 @@ def ensure_binaries(progress: Progress | None = None) -> Binaries:
         if not missing:
             continue
         if not all((out_dir / name).is_file() for name in missing):
-            _run_go_build(module_dir, argv, out_dir, report)
+            with _build_lock(out_dir, report):
+                # Another process may have finished the same build while we waited.
+                if not all((out_dir / name).is_file() for name in missing):
+                    _run_go_build(module_dir, argv, out_dir, report)
         paths.update({name: out_dir / name for name in missing})
     return Binaries(paths)

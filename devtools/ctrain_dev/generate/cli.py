@@ -1,37 +1,25 @@
 """`ctrain generate`: write the CRD YAML generated from the API models.
 
 The CRDs are derived files: the pydantic models in `ctrain.api` are the source of truth.
-They are written to `crds/` at the repository root (for kubectl), to
-`operator/ctrain/crds/` (package data, so an installed operator can apply them) and, as
-Helm templates, to `charts/ctrain/templates/crds/`. `--check` is for CI and tests: it
-changes nothing and fails when a file is stale.
+They are written to `crds/` (for kubectl) and, as Helm templates, to
+`charts/ctrain/templates/crds/`, both relative to `--root` (default: the current
+directory, the repository root when run by `make generate`). `--check` is for CI and
+tests: it changes nothing and fails when a file is stale.
 """
 
 from pathlib import Path
 
 import click
 
-import ctrain
-from ctrain.api.crd import GROUP, render_all
-from ctrain.chart import CHART_CRD_SUBDIR, render_chart_crds
+from ctrain_dev.generate.chart import CHART_CRD_SUBDIR, render_chart_crds
+from ctrain_dev.generate.crd import GROUP, render_all
 
-PACKAGE_DIR = Path(ctrain.__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parents[1]
+CRD_SUBDIR = Path("crds")
 
 
-def default_output_dirs() -> list[Path]:
-    """`crds/` and the package's `crds/` in a source checkout; `./crds` elsewhere."""
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        return [REPO_ROOT / "crds", PACKAGE_DIR / "crds"]
-    return [Path.cwd() / "crds"]
-
-
-def default_targets() -> list[tuple[Path, dict[str, str]]]:
-    """The chart's CRD templates, in a source checkout that has the chart; else nothing."""
-    chart_dir = REPO_ROOT / CHART_CRD_SUBDIR
-    if (REPO_ROOT / "pyproject.toml").is_file() and chart_dir.parent.is_dir():
-        return [(chart_dir, render_chart_crds())]
-    return []
+def default_targets(root: Path) -> list[tuple[Path, dict[str, str]]]:
+    """`crds/` and the chart's CRD templates under `root`."""
+    return [(root / CRD_SUBDIR, render_all()), (root / CHART_CRD_SUBDIR, render_chart_crds())]
 
 
 def stale_files(directory: Path, rendered: dict[str, str]) -> list[Path]:
@@ -65,16 +53,24 @@ def write(directory: Path, rendered: dict[str, str]) -> list[Path]:
     "output_dirs",
     multiple=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for the CRD YAML (repeatable). "
-    "Default: crds/, operator/ctrain/crds/ and the chart's templates/crds/ in a source checkout.",
+    help="Directory for the CRD YAML (repeatable). Default: crds/ and the chart's "
+    "templates/crds/ under --root.",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The repository root the default outputs are relative to.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file is stale.")
-def generate(output_dirs: tuple[Path, ...], check: bool) -> None:
+def generate(output_dirs: tuple[Path, ...], root: Path, check: bool) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
-    rendered = render_all()
-    targets = [(d, rendered) for d in list(output_dirs) or default_output_dirs()]
-    if not output_dirs:
-        targets += default_targets()
+    if output_dirs:
+        rendered = render_all()
+        targets = [(directory, rendered) for directory in output_dirs]
+    else:
+        targets = default_targets(root)
     if check:
         stale = [path for d, texts in targets for path in stale_files(d, texts)]
         for path in stale:

@@ -1,0 +1,5 @@
+"""ctrain's development tooling: the local sandbox, its node agent, and the generators.
+
+None of this ships in the ctrain wheel or image. It plugs the `dev` and `generate`
+subcommands into the `ctrain` command line through the `ctrain.commands` entry points.
+"""
