@@ -81,6 +81,7 @@ class ServingApp:
             max_batch_rows, observer=self._observed_batch, max_queue_rows=limits.max_queue_rows
         )
         self.inference = Inference(limits, self.batcher, self._observed_batch)
+        self.metrics.watch_load(lambda: (self.inference.inflight, self.inference.inflight_bytes))
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
             {"name": "ctrain", "version": ctrain.__version__, "extensions": []}

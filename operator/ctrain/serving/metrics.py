@@ -28,6 +28,8 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 # () -> (model, version, snapshot), or None while no model with statistics is loaded.
 DriftSource = Callable[[], tuple[str, str, DriftSnapshot] | None]
+# () -> (inference requests in progress, bytes of their bodies).
+LoadSource = Callable[[], tuple[int, int]]
 
 
 class ServingMetrics:
@@ -103,8 +105,33 @@ class ServingMetrics:
         """Export the drift statistics `source` returns at each scrape."""
         self.registry.register(_DriftCollector(source))
 
+    def watch_load(self, source: LoadSource) -> None:
+        """Export the requests in progress `source` returns at each scrape (no hot-path cost)."""
+        self.registry.register(_LoadCollector(source))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LoadCollector(Collector):
+    def __init__(self, source: LoadSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        requests, body_bytes = self._source()
+        yield GaugeMetricFamily(
+            "ctrain_serving_requests_in_progress",
+            "Inference requests admitted and not yet answered (--max-concurrency bounds it)",
+            value=requests,
+        )
+        yield GaugeMetricFamily(
+            "ctrain_serving_request_bytes_in_progress",
+            "Bytes of the bodies of those requests (--max-inflight-bytes bounds it)",
+            value=body_bytes,
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class _DriftCollector(Collector):
