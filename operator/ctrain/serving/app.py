@@ -46,6 +46,7 @@ from ctrain.serving.inference import Inference
 from ctrain.serving.limits import DEFAULT_LIMITS, Limits
 from ctrain.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctrain.serving.model import ServedModel
+from ctrain.serving.predlog import PredictionLogger
 
 __all__ = ["ServingApp"]
 
@@ -70,6 +71,7 @@ class ServingApp:
         metrics: ServingMetrics | None = None,
         max_batch_rows: int = DEFAULT_MAX_ROWS,
         limits: Limits = DEFAULT_LIMITS,
+        prediction_log: PredictionLogger | None = None,
     ) -> None:
         self.holder = holder
         self.limits = limits
@@ -80,7 +82,8 @@ class ServingApp:
         self.batcher = MicroBatcher(
             max_batch_rows, observer=self._observed_batch, max_queue_rows=limits.max_queue_rows
         )
-        self.inference = Inference(limits, self.batcher, self._observed_batch)
+        self.prediction_log = prediction_log
+        self.inference = Inference(limits, self.batcher, self._observed_batch, prediction_log)
         self.metrics.watch_load(lambda: (self.inference.inflight, self.inference.inflight_bytes))
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
@@ -93,6 +96,8 @@ class ServingApp:
         """Start loading the model in the background; the server answers meanwhile."""
         if self._loader is None and not self.holder.ready:
             self._loader = asyncio.create_task(self.holder.load_until_ready(), name="load")
+        if self.prediction_log is not None:
+            self.prediction_log.start()
 
     async def shutdown(self) -> None:
         log.info("shutting down: model %s", self.holder.name)
@@ -102,6 +107,8 @@ class ServingApp:
             self._loader = None
         await self.batcher.aclose()
         self.inference.close()
+        if self.prediction_log is not None:
+            await self.prediction_log.close()  # after the last request: nothing is lost
 
     @property
     def inflight(self) -> int:

@@ -9,6 +9,9 @@ Two paths, chosen per request:
   so a request of the largest allowed size never holds the event loop: health checks
   and small requests are answered meanwhile.
 
+A sampled request is handed to the prediction log (`ctrain.serving.predlog`) with the
+outputs the log needs; the log only appends it to a list.
+
 Admission happens before the body is read: at most `max_concurrency` requests in
 progress and `max_inflight_bytes` of request bodies held; past that the answer is 503
 with `Retry-After`, which costs the server almost nothing.
@@ -37,6 +40,7 @@ from ctrain.serving.limits import (
     read_body,
 )
 from ctrain.serving.model import ServedModel
+from ctrain.serving.predlog import PredictionLogger
 
 __all__ = ["Inference", "Predicted"]
 
@@ -50,17 +54,24 @@ class Predicted:
 
     request: InferRequest
     values: dict[str, np.ndarray]  # output name -> this request's rows
-    received: float  # Unix time the request arrived
     body: bytes  # the response
+    sampled: bool = False  # for the prediction log
 
 
 class Inference:
     """Admits, decodes, predicts and encodes inference requests."""
 
-    def __init__(self, limits: Limits, batcher: MicroBatcher, observer: BatchObserver) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        batcher: MicroBatcher,
+        observer: BatchObserver,
+        prediction_log: PredictionLogger | None = None,
+    ) -> None:
         self.limits = limits
         self.batcher = batcher
         self._observer = observer
+        self.prediction_log = prediction_log
         self.inflight = 0  # requests in progress
         self.inflight_bytes = 0  # bytes of their bodies, reserved before reading
         # One thread: large requests run one after another, each on one core, and the
@@ -71,13 +82,9 @@ class Inference:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(
-        self,
-        model: ServedModel,
-        headers: list[tuple[bytes, bytes]],
-        receive: Receive,
-        want: Callable[[InferRequest], tuple[str, ...]] | None = None,
+        self, model: ServedModel, headers: list[tuple[bytes, bytes]], receive: Receive
     ) -> Predicted:
-        """Answer one request; `want` may add outputs the response does not show (logging)."""
+        """Answer one request (and log it, if it is sampled)."""
         received = time.time()
         limits = self.limits
         length = content_length(headers, limits.max_body_bytes)
@@ -108,36 +115,45 @@ class Inference:
                 receive, limits.max_body_bytes, reserve if length is None else None
             )
             if len(body) > LARGE_BODY_BYTES:
-                return await self._off_loop(model, body, json_length, want, received)
-            request = model.spec.decode(body, json_length, limits)
-            if len(request.rows) > self.batcher.max_rows:
-                return await self._off_loop(model, request, None, want, received)
-            outputs = want(request) if want is not None else request.outputs
-            values = await self.batcher.predict(model, request.rows, outputs)
-            return Predicted(request, values, received, _encode(model, request, values))
+                predicted = await self._off_loop(model, body, json_length)
+            else:
+                request = model.spec.decode(body, json_length, limits)
+                if len(request.rows) > self.batcher.max_rows:
+                    predicted = await self._off_loop(model, request, None)
+                else:
+                    outputs, sampled = self._outputs(model, request)
+                    values = await self.batcher.predict(model, request.rows, outputs)
+                    body = _encode(model, request, values)
+                    predicted = Predicted(request, values, body, sampled)
+            if predicted.sampled and self.prediction_log is not None:
+                self.prediction_log.record(model, predicted.request, predicted.values, received)
+            return predicted
         finally:
             self.inflight -= 1
             self.inflight_bytes -= held
 
+    def _outputs(self, model: ServedModel, request: InferRequest) -> tuple[tuple[str, ...], bool]:
+        """(what to predict, sampled?): the request's outputs, or more for the log."""
+        if self.prediction_log is not None:
+            logged = self.prediction_log.prepare(model, request)
+            if logged is not None:
+                return logged, True
+        return request.outputs, False
+
     async def _off_loop(
-        self,
-        model: ServedModel,
-        body: bytes | InferRequest,
-        json_length: int | None,
-        want: Callable[[InferRequest], tuple[str, ...]] | None,
-        received: float,
+        self, model: ServedModel, body: bytes | InferRequest, json_length: int | None
     ) -> Predicted:
         def work() -> Predicted:
             if isinstance(body, InferRequest):
                 request = body
             else:
                 request = model.spec.decode(body, json_length, self.limits)
-            outputs = want(request) if want is not None else request.outputs
+            outputs, sampled = self._outputs(model, request)
             try:
                 values = model.predict_batch(request.rows, outputs)
             except Exception as exc:  # classified for the client: 400 or 500
                 raise classify(exc) from exc
-            return Predicted(request, values, received, _encode(model, request, values))
+            return Predicted(request, values, _encode(model, request, values), sampled)
 
         loop = asyncio.get_running_loop()
         predicted = await loop.run_in_executor(self._executor, work)
