@@ -18,13 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from prometheus_client import CollectorRegistry
 from serving_fixtures import IRIS_FEATURES, free_port, iris_classifier, make_app, mixed_classifier
 from serving_fixtures import regressor as diabetes
 
 from ctrain.registry.layout import Layout
 from ctrain.serving import ServingApp
 from ctrain.serving.codec import InferRequest
+from ctrain.serving.metrics import ServingMetrics
 from ctrain.serving.predlog import (
     PredictionLogger,
     PredictionLogSettings,
@@ -48,7 +48,7 @@ def anyio_backend() -> str:
 def _logger(sink: Any, bucket: str, **settings: Any) -> PredictionLogger:
     return PredictionLogger(
         PredictionLogSettings(**settings), sink, Layout(bucket, "ctrain"), pod=POD,
-        registry=CollectorRegistry(), rng=random.Random(0),
+        metrics=ServingMetrics("iris"), rng=random.Random(0),
     )  # fmt: skip
 
 
@@ -133,8 +133,8 @@ async def test_rows_are_batched_into_one_object_with_the_documented_columns(
             pytest.approx(proba.tolist(), rel=1e-12)
         )
         assert before - 0.001 <= record["ts"].timestamp() <= after + 0.001
-    assert logger.rows_written._value.get() == 6
-    assert logger.objects_written._value.get() == 1
+    assert logger.rows_written.value() == 6
+    assert logger.objects_written.value() == 1
     assert logger.buffered_rows == 0
 
 
@@ -186,13 +186,13 @@ async def test_storage_down_never_fails_inference_and_the_buffer_is_bounded(
     answers = await _post(app, [_body(ROWS, id=f"r{i}") for i in range(4)])
     assert time.perf_counter() - started < 5
     assert [a["id"] for a in answers] == ["r0", "r1", "r2", "r3"]
-    assert logger.rows_dropped.labels("buffer_full")._value.get() == 3  # r3 did not fit
+    assert logger.rows_dropped.value("buffer_full") == 3  # r3 did not fit
     await logger.flush()  # storage refuses: the object is kept for the next flush
-    assert logger.write_failures._value.get() == 1
+    assert logger.write_failures.value() == 1
     assert logger.buffered_rows == 9
     await _post(app, [_body(ROWS[:1], id="r4")])  # 9 + 1 still fits
     await _post(app, [_body(ROWS[:1], id="r5")])  # 10 + 1 does not
-    assert logger.rows_dropped.labels("buffer_full")._value.get() == 4
+    assert logger.rows_dropped.value("buffer_full") == 4
     logger.sink = S3Sink(s3_client, bucket, {})  # storage is back
     await logger.flush()
     tables = _objects(s3_client, bucket)
@@ -202,7 +202,7 @@ async def test_storage_down_never_fails_inference_and_the_buffer_is_bounded(
                       strict=True)) == [(f"r{i}", j) for i in range(3) for j in range(3)] + [
         ("r4", 0)]  # fmt: skip
     assert logger.buffered_rows == 0
-    assert logger.rows_written._value.get() == 10
+    assert logger.rows_written.value() == 10
 
 
 async def test_a_shutdown_with_storage_down_counts_the_lost_rows(
@@ -215,7 +215,7 @@ async def test_a_shutdown_with_storage_down_counts_the_lost_rows(
     await app.startup()
     await _post(app, [_body(ROWS)])
     await app.shutdown()
-    assert logger.rows_dropped.labels("shutdown")._value.get() == 3
+    assert logger.rows_dropped.value("shutdown") == 3
 
 
 async def test_excluded_features_are_not_written(s3_client: Any, bucket: str) -> None:
@@ -321,8 +321,8 @@ async def test_rows_that_cannot_be_written_are_dropped_and_counted(
     logger.record(model, unreadable, {"predict": np.array(["setosa"]),
                                       "predict_proba": np.ones((1, 3))}, time.time())  # fmt: skip
     await logger.flush()
-    assert logger.rows_dropped.labels("unwritable")._value.get() == 1
+    assert logger.rows_dropped.value("unwritable") == 1
     await _post(app, [_body(ROWS[:1])])
     await logger.flush()
-    assert logger.rows_written._value.get() == 1
+    assert logger.rows_written.value() == 1
     assert logger.buffered_rows == 0

@@ -28,7 +28,7 @@ REQUEST = (
     b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
     b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
 )
-FAST = Limits(header_timeout=0.5, body_timeout=0.5, max_header_bytes=2048)
+FAST = Limits(header_timeout=0.5, body_timeout=0.5, max_header_bytes=2048, keep_alive_timeout=1)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,16 @@ def test_a_body_over_the_limit_is_refused_before_it_is_sent(address: tuple[str, 
         data, _ = _read_all(sock)
     assert data.startswith(b"HTTP/1.1 413 "), data
     assert b"connection: close" in data
+
+
+def test_an_idle_keep_alive_connection_is_closed(address: tuple[str, int]) -> None:
+    with _connect(address) as sock, sock.makefile("rb") as reader:
+        sock.sendall(REQUEST)
+        assert _response(reader)[0] == 200
+        answered = time.monotonic()
+        data, closed = _read_all(sock)
+    assert data == b""
+    assert 0.9 < closed - answered < 5
 
 
 def test_keep_alive_and_pipelining_still_work(address: tuple[str, int]) -> None:

@@ -96,6 +96,7 @@ def _limit(flag: str, help: str, kind: type = int) -> Any:
 @_limit(
     "--body-timeout", "Seconds from the end of the headers to the end of the body (408).", float
 )
+@_limit("--keep-alive-timeout", "Seconds an idle connection stays open between requests.", float)
 @click.option(
     "--prediction-log/--no-prediction-log",
     default=False,

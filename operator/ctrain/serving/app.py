@@ -85,6 +85,7 @@ class ServingApp:
         self.prediction_log = prediction_log
         self.inference = Inference(limits, self.batcher, self._observed_batch, prediction_log)
         self.metrics.watch_load(lambda: (self.inference.inflight, self.inference.inflight_bytes))
+        self._direct_routes: tuple[ServedModel, frozenset[bytes]] | None = None
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
             {"name": "ctrain", "version": ctrain.__version__, "extensions": []}
@@ -109,6 +110,22 @@ class ServingApp:
         self.inference.close()
         if self.prediction_log is not None:
             await self.prediction_log.close()  # after the last request: nothing is lost
+
+    def direct_model(self, method: bytes, url: bytes) -> ServedModel | None:
+        """The model if `url` is exactly one of its /infer routes and `method` is POST.
+
+        `ctrain.serving.protocol` then answers the request directly; anything else
+        (another route, a query string, a model not loaded yet) comes through ASGI.
+        """
+        model = self.holder.model
+        if model is None or method != b"POST":
+            return None
+        routes = self._direct_routes
+        if routes is None or routes[0] is not model:
+            base = f"/v2/models/{model.name}"
+            paths = {f"{base}/infer".encode(), f"{base}/versions/{model.version}/infer".encode()}
+            routes = self._direct_routes = (model, frozenset(paths))
+        return model if url in routes[1] else None
 
     @property
     def inflight(self) -> int:

@@ -14,6 +14,7 @@ request consumes has a bound, checked before the resource is spent. Each bound i
     max_header_bytes     64 KiB    431, request line and headers (`ctrain.serving.protocol`)
     header_timeout       10 s      408 and close: from the first byte to the end of headers
     body_timeout         30 s      408 and close: from the end of headers to the end of body
+    keep_alive_timeout   5 s       close: an idle connection between requests
 
 Memory is bounded by bytes, not by a request count: a parsed JSON body takes a few
 times its size, so `max_inflight_bytes` bounds what requests can hold at once whatever
@@ -31,14 +32,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from ctrain.serving.errors import ClientDisconnected, InvalidRequest, PayloadTooLarge
+from ctrain.serving.errors import ClientDisconnected, PayloadTooLarge
 
 __all__ = [
     "DEFAULT_LIMITS",
     "LARGE_BODY_BYTES",
     "RETRY_AFTER_SECONDS",
     "Limits",
-    "content_length",
     "read_body",
 ]
 
@@ -63,6 +63,7 @@ class Limits:
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -73,19 +74,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-
-
-def content_length(headers: list[tuple[bytes, bytes]], limit: int) -> int | None:
-    """The request's Content-Length (None when chunked); 413 above `limit`, 400 if invalid."""
-    for name, value in headers:
-        if name == b"content-length":
-            if not value.isdigit():
-                raise InvalidRequest("invalid content-length header")
-            length = int(value)
-            if length > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-            return length
-    return None
 
 
 async def read_body(

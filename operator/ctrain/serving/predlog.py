@@ -32,19 +32,17 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from ctrain.registry.layout import Layout
 from ctrain.serving.codec import InferRequest
+from ctrain.serving.metrics import ServingMetrics
 from ctrain.serving.model import ServedModel
 from ctrain.serving.predtable import LoggedRequest, TableLayout, parquet_bytes
 
@@ -129,7 +127,7 @@ class PredictionLogger:
         layout: Layout,
         *,
         pod: str,
-        registry: CollectorRegistry | None = None,
+        metrics: ServingMetrics | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -142,35 +140,33 @@ class PredictionLogger:
         self._sequence = 0
         self._pending: list[LoggedRequest] = []
         self._pending_rows = 0
+        self._building = 0  # rows being turned into objects by a flush
         self._unwritten: list[_Object] = []  # built, not yet accepted by storage
         self._tables: dict[int, TableLayout] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.rows_written = Counter(
-            "ctrain_serving_prediction_log_rows_written", "Logged rows written to storage",
-            registry=registry,
-        )  # fmt: skip
-        self.objects_written = Counter(
-            "ctrain_serving_prediction_log_objects_written", "Prediction log objects written",
-            registry=registry,
-        )  # fmt: skip
-        self.write_failures = Counter(
-            "ctrain_serving_prediction_log_write_failures", "Failed writes of log objects",
-            registry=registry,
-        )  # fmt: skip
-        self.rows_dropped = Counter(
-            "ctrain_serving_prediction_log_rows_dropped", "Sampled rows never written, by reason",
-            ["reason"], registry=registry,
-        )  # fmt: skip
-        if registry is not None:
-            registry.register(_BufferCollector(self))
+        add = (metrics or ServingMetrics("-")).add  # a set of its own, unexported, if none
+        self.rows_written = add("ctrain_serving_prediction_log_rows_written",
+                                "Logged rows written to storage", "counter")  # fmt: skip
+        self.objects_written = add("ctrain_serving_prediction_log_objects_written",
+                                   "Prediction log objects written", "counter")  # fmt: skip
+        self.write_failures = add("ctrain_serving_prediction_log_write_failures",
+                                  "Failed writes of log objects", "counter")  # fmt: skip
+        self.rows_dropped = add("ctrain_serving_prediction_log_rows_dropped",
+                                "Sampled rows never written, by reason", "counter",
+                                ("reason",))  # fmt: skip
+        # Kept current by every change of the buffer, so workers can publish it.
+        self.buffered = add("ctrain_serving_prediction_log_buffered_rows",
+                            "Logged rows held in memory, waiting to be written",
+                            "gauge")  # fmt: skip
+        self.buffered.set((), 0)
 
     @property
     def buffered_rows(self) -> int:
         """Rows held in memory: waiting for a flush, or in objects storage refused."""
-        return self._pending_rows + sum(o.rows for o in self._unwritten)
+        return self._pending_rows + self._building + sum(o.rows for o in self._unwritten)
 
     # -- the hot path --------------------------------------------------------------------
 
@@ -193,11 +189,12 @@ class PredictionLogger:
         """Keep a sampled request's rows for the next flush, or drop and count them."""
         n = len(request.rows)
         if self._closed or self.buffered_rows + n > self.settings.max_buffer_rows:
-            self.rows_dropped.labels("shutdown" if self._closed else "buffer_full").inc(n)
+            self.rows_dropped.inc(("shutdown" if self._closed else "buffer_full",), n)
             return
         assert request.id is not None  # prepare() gave it one
         self._pending.append(LoggedRequest(model, request.id, received, request.rows, values))
         self._pending_rows += n
+        self.buffered.set((), self.buffered_rows)
         if self._pending_rows >= self.settings.max_object_rows:
             self._wake.set()
 
@@ -220,9 +217,14 @@ class PredictionLogger:
     async def flush(self) -> None:
         """Retry unwritten objects, then write the buffered rows; one flush at a time."""
         async with self._lock:
-            entries, self._pending, self._pending_rows = self._pending, [], 0
-            if entries:
-                self._unwritten += await asyncio.to_thread(self._build, entries)
+            entries, self._pending = self._pending, []
+            self._building, self._pending_rows = self._pending_rows, 0
+            try:
+                if entries:
+                    self._unwritten += await asyncio.to_thread(self._build, entries)
+            finally:
+                self._building = 0
+                self.buffered.set((), self.buffered_rows)
             while self._unwritten:
                 obj = self._unwritten[0]
                 try:
@@ -235,7 +237,8 @@ class PredictionLogger:
                     )  # fmt: skip
                     return  # storage is down: keep the rest for the next flush
                 self._unwritten.pop(0)
-                self.rows_written.inc(obj.rows)
+                self.buffered.set((), self.buffered_rows)
+                self.rows_written.inc((), obj.rows)
                 self.objects_written.inc()
 
     async def close(self) -> None:
@@ -252,7 +255,7 @@ class PredictionLogger:
             log.error("prediction log: storage did not answer within the shutdown deadline")
         lost = self.buffered_rows
         if lost:
-            self.rows_dropped.labels("shutdown").inc(lost)
+            self.rows_dropped.inc(("shutdown",), lost)
             log.error("prediction log: %d logged rows could not be written before exit", lost)
 
     def _build(self, entries: list[LoggedRequest]) -> list[_Object]:
@@ -273,25 +276,10 @@ class PredictionLogger:
                 body = parquet_bytes(table.table(group))
             except Exception:  # a bug, not storage: never retried, never fatal
                 log.exception("prediction log: cannot build an object of %d rows", rows)
-                self.rows_dropped.labels("unwritable").inc(rows)
+                self.rows_dropped.inc(("unwritable",), rows)
                 continue
             self._sequence += 1
             name = f"{self._prefix}-{self._sequence:06d}"
             key = self.layout.prediction_log_key(model.name, day, name)
             objects.append(_Object(key, body, rows))
         return objects
-
-
-class _BufferCollector(Collector):
-    def __init__(self, logger: PredictionLogger) -> None:
-        self._logger = logger
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "ctrain_serving_prediction_log_buffered_rows",
-            "Logged rows held in memory, waiting to be written",
-            value=self._logger.buffered_rows,
-        )
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())

@@ -41,5 +41,6 @@ def uvicorn_config(
         server_header=False,
         date_header=False,
         proxy_headers=False,
+        timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
         **extra,
     )

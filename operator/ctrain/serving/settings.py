@@ -125,4 +125,4 @@ def _prediction_log(
         "logging %g of requests to %s every %gs (server-side encryption: %s)",
         logged.sample_rate, where, logged.flush_seconds, settings.sse or "None",
     )  # fmt: skip
-    return PredictionLogger(logged, sink, layout, pod=settings.pod, registry=metrics.registry)
+    return PredictionLogger(logged, sink, layout, pod=settings.pod, metrics=metrics)
