@@ -65,6 +65,15 @@ def _limit(flag: str, help: str, kind: type = int) -> Any:
     "--prefix", envvar="CTRAIN_PREFIX", default="", help="Key prefix [env CTRAIN_PREFIX]."
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    envvar="CTRAIN_SERVE_WORKERS",
+    show_default=True,
+    help="Processes sharing the port, each with the model loaded; /metrics and /drift "
+    "describe them all [env CTRAIN_SERVE_WORKERS].",
+)
+@click.option(
     "--max-batch-rows",
     type=click.IntRange(min=1),
     default=512,
@@ -175,6 +184,11 @@ def serve(**options: Any) -> None:
 
     settings = _settings(options)
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from ctrain.serving.workers import run_workers
+
+        run_workers(settings)  # each worker builds its own app
+        return
     app = build_app(settings)
     log.info("listening on %s:%d", settings.host, settings.port)
     config = uvicorn_config(
@@ -234,7 +248,8 @@ def _settings(options: dict[str, Any]) -> Any:
             max_batch_rows=options["max_batch_rows"], drift_window=options["drift_window"],
             limits=Limits(**limits_fields), prediction_log=logged, pod=options["pod_name"],
             sse=sse, sse_kms_key_id=options["sse_kms_key_id"],
-            host=options["host"], port=options["port"], access_log=options["access_log"],
+            host=options["host"], port=options["port"], workers=options["workers"],
+            access_log=options["access_log"],
             log_level=options["log_level"], log_format=options["log_format"],
         )  # fmt: skip
     except ValueError as exc:

@@ -27,14 +27,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
 import ctrain
 from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
-from ctrain.serving.drift import DriftSnapshot
+from ctrain.serving.drift import DriftMonitor, DriftSnapshot
 from ctrain.serving.errors import (
     MethodNotAllowed,
     ModelNotReady,
@@ -56,6 +56,17 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+class Peers(Protocol):
+    """The other worker processes of the pod (`ctrain.serving.workers`), if any."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def drift(self, drift: DriftMonitor, version: str) -> DriftSnapshot: ...
+
 
 _JSON = b"application/json"
 _LIVE = orjson.dumps({"live": True})
@@ -86,6 +97,7 @@ class ServingApp:
         self.inference = Inference(limits, self.batcher, self._observed_batch, prediction_log)
         self.metrics.watch_load(lambda: (self.inference.inflight, self.inference.inflight_bytes))
         self._direct_routes: tuple[ServedModel, frozenset[bytes]] | None = None
+        self.peers: Peers | None = None  # set by ctrain.serving.workers with --workers
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
             {"name": "ctrain", "version": ctrain.__version__, "extensions": []}
@@ -99,6 +111,8 @@ class ServingApp:
             self._loader = asyncio.create_task(self.holder.load_until_ready(), name="load")
         if self.prediction_log is not None:
             self.prediction_log.start()
+        if self.peers is not None:
+            self.peers.start()
 
     async def shutdown(self) -> None:
         log.info("shutting down: model %s", self.holder.name)
@@ -110,6 +124,8 @@ class ServingApp:
         self.inference.close()
         if self.prediction_log is not None:
             await self.prediction_log.close()  # after the last request: nothing is lost
+        if self.peers is not None:
+            await self.peers.close()  # the final counts, for the workers that stay
 
     def direct_model(self, method: bytes, url: bytes) -> ServedModel | None:
         """The model if `url` is exactly one of its /infer routes and `method` is POST.
@@ -243,7 +259,7 @@ class ServingApp:
         drift = self.holder.drift
         if drift is None:
             raise NotFound(f"model {model.name} version {model.version} has no drift statistics")
-        snapshot = drift.snapshot()
+        snapshot = self._pod_drift(drift, model.version)
         return orjson.dumps(
             {
                 "model": model.name,
@@ -260,7 +276,11 @@ class ServingApp:
         model, drift = self.holder.model, self.holder.drift
         if model is None or drift is None:
             return None
-        return model.name, model.version, drift.snapshot()
+        return model.name, model.version, self._pod_drift(drift, model.version)
+
+    def _pod_drift(self, drift: DriftMonitor, version: str) -> DriftSnapshot:
+        """This process's window, or with --workers every worker's windows together."""
+        return drift.snapshot() if self.peers is None else self.peers.drift(drift, version)
 
     def _observed_batch(self, model: ServedModel, rows: np.ndarray, requests: int) -> None:
         self.metrics.observe_batch(requests, len(rows))

@@ -213,25 +213,29 @@ class ServingMetrics:
         return generate_latest(self.registry)
 
     def families(self) -> Iterator[Metric]:
+        # Other workers' snapshots (`ctrain.serving.workers`): counters and histograms
+        # of every worker that published, gauges of the live ones only.
         peers = self.peers() if self.peers is not None else []
+        live = [peer for peer in peers if peer.get("live")]
         for name, series in self.series.items():
+            if not peers:
+                yield series.family(series.values)
+                continue
             parts = [series.values]
-            parts += [{tuple(k): v for k, v in peer.get(name, [])} for peer in peers]
-            yield series.family(merge_values(series, parts) if peers else series.values)
-        requests = body_bytes = 0
-        for load in [self._load() if self._load else (0, 0)] + [
-            p["_load"] for p in peers if "_load" in p
-        ]:
-            requests, body_bytes = requests + load[0], body_bytes + load[1]
+            for peer in peers if series.kind != "gauge" else live:
+                parts.append({tuple(labels): value for labels, value in peer.get(name, [])})
+            yield series.family(merge_values(series, parts))
+        loads = [self._load() if self._load is not None else (0, 0)]
+        loads += [peer["_load"] for peer in live if "_load" in peer]
         yield GaugeMetricFamily(
             "ctrain_serving_requests_in_progress",
             "Inference requests admitted and not yet answered (--max-concurrency bounds it)",
-            value=requests,
+            value=sum(load[0] for load in loads),
         )
         yield GaugeMetricFamily(
             "ctrain_serving_request_bytes_in_progress",
             "Bytes of the bodies of those requests (--max-inflight-bytes bounds it)",
-            value=body_bytes,
+            value=sum(load[1] for load in loads),
         )
         yield from _drift_families(self._drift() if self._drift is not None else None)
 
