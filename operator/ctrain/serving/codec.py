@@ -48,6 +48,8 @@ _FLOAT64 = np.dtype(np.float64)  # a singleton: compared with `is`, not a costly
 _NUMBERS: dict[str, set[type]] = {
     "FP32": {int, float}, "FP64": {int, float}, "INT32": {int}, "INT64": {int},
 }  # fmt: skip
+_INT_FLOAT = frozenset({int, float})
+_FLOATING = frozenset({"FP32", "FP64"})
 _BINARY_DTYPES = {"FP32": "<f4", "FP64": "<f8", "INT32": "<i4", "INT64": "<i8"}
 _DATATYPES = (*_NUMBERS, "BYTES")
 
@@ -212,9 +214,11 @@ def _from_json(datatype: str, data: Any, shape: list[int], max_string: int) -> n
     """
     values = _flatten(data)
     kinds = set(map(type, values))
+    size = shape[0] * shape[1]
+    if kinds <= _INT_FLOAT and datatype in _FLOATING and len(values) == size:
+        return np.asarray(values, dtype=np.float64)  # the usual request: numbers only
     if list in kinds:
         raise InvalidRequest("data must be flat or nested by rows, got deeper lists")
-    size = shape[0] * shape[1]
     if len(values) != size:
         raise InvalidRequest(f"shape {shape} needs {size} values, data has {len(values)}")
     missing = _NONE in kinds
