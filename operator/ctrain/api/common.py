@@ -31,15 +31,17 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _format_time(value: datetime) -> str:
-    # metav1.Time precision: RFC 3339 in UTC, whole seconds, as `kubectl` prints it.
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with whole seconds (`2026-11-22T10:00:00Z`), as metav1.Time and
+    `kubectl` write it: the one format of every time ctrain writes (status, Events,
+    registry objects, the server's reports). A naive datetime is taken to be UTC."""
+    return _as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 Time = Annotated[
     datetime,
     AfterValidator(_as_utc),
-    PlainSerializer(_format_time, return_type=str, when_used="json"),
+    PlainSerializer(format_time, return_type=str, when_used="json"),
 ]
 """A point in time, in UTC; serialized like metav1.Time (`2026-11-22T10:00:00Z`)."""
 

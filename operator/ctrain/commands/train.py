@@ -17,13 +17,14 @@ import json
 import logging
 import os
 import sys
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ctrain.api import Reason, StorageSpec
+from ctrain.api.common import format_time
 from ctrain.storage import S3Client, make_s3_client
 
 __all__ = ["train"]
@@ -46,7 +47,7 @@ class _StderrHandler(logging.Handler):
 
 class _Formatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        return format_time(datetime.fromtimestamp(record.created, UTC))
 
     def format(self, record: logging.LogRecord) -> str:
         # One event per line, so log collectors never split a message.

@@ -31,6 +31,7 @@ from ctrain.api import (
     Reason,
     TrainingJob,
 )
+from ctrain.api.common import format_time
 from ctrain.controller import continuous_builders as build
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.config import OperatorConfig
@@ -45,7 +46,6 @@ from ctrain.controller.triggers import (
     Observations,
     decide,
     fingerprint,
-    format_time,
     poll_due,
 )
 from ctrain.registry import Registry, RegistryError

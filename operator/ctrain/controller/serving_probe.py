@@ -4,12 +4,14 @@ The operator asks each ready pod directly at its IP (`/metrics`, `/drift`), as P
 would scrape it, so canary decisions need no monitoring stack.
 """
 
-import datetime
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from ctrain.api.common import format_time
 
 log = logging.getLogger("ctrain.operator")
 TIMEOUT = httpx.Timeout(3.0)
@@ -83,7 +85,7 @@ def combine_drift(
         "detected": bool(score is not None and samples >= min_samples and score > threshold),
         "samples": samples,
         "features": features,
-        "checkedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "checkedAt": format_time(datetime.now(UTC)),
     }
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ctrain.api.common import format_time
 from ctrain.registry.errors import (
     IntegrityError,
     InvalidReference,
@@ -55,14 +56,9 @@ from ctrain.registry.objects import ConditionFailed, ObjectStore
 from ctrain.registry.trust import loads_trusted
 from ctrain.storage import S3Client
 
-__all__ = ["ChampionChange", "LoadedModel", "Registry", "format_time", "sha256_hex"]
+__all__ = ["ChampionChange", "LoadedModel", "Registry", "sha256_hex"]
 
 log = logging.getLogger(__name__)
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with whole seconds, the format of every time the registry writes."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sha256_hex(data: bytes) -> str:

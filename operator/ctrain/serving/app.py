@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 
 import ctrain
+from ctrain.api.common import format_time
 from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
 from ctrain.serving.drift import DriftSnapshot
 from ctrain.serving.errors import (
@@ -222,7 +223,7 @@ class ServingApp:
                 "score": snapshot.score,
                 "features": snapshot.features,
                 "reference": model.loaded.reference_uri,
-                "computedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "computedAt": format_time(datetime.now(UTC)),
             }
         )
 

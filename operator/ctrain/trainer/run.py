@@ -24,7 +24,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain import __version__
 from ctrain.api import Metric, Reason, StorageSpec, Task, TrainingJobSpec
-from ctrain.registry import Registry, RegistryError, format_time
+from ctrain.api.common import format_time
+from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client
 from ctrain.trainer.compare import judge, score_champion
 from ctrain.trainer.data import load_dataset
