@@ -6,14 +6,15 @@ import pytest
 
 from ctrain.api import ModelDeploymentSpec
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.serving_builders import (
-    VERSION_LABEL,
-    build_deployment,
+from ctrain.controller.modeldeployment.builders import VERSION_LABEL, build_deployment
+from ctrain.controller.modeldeployment.plan import (
+    Observed,
+    Track,
     canary_replicas,
     effective_weight,
+    plan,
 )
-from ctrain.controller.serving_plan import Observed, Track, plan
-from ctrain.controller.serving_probe import combine_drift, request_counts
+from ctrain.controller.modeldeployment.probe import combine_drift, request_counts
 
 pytestmark = pytest.mark.unit
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.UTC)

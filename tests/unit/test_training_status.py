@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ctrain.controller.training_status import compute_status, invalid_spec_status
+from ctrain.controller.trainingjob.status import compute_status, invalid_spec_status
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 
 from ctrain.api import ContinuousTrainingSpec, ContinuousTrainingStatus, TriggerReason
 from ctrain.api.common import format_time
-from ctrain.controller.triggers import (
+from ctrain.controller.continuoustraining.triggers import (
     Action,
     InvalidTrigger,
     ObjectIdentity,

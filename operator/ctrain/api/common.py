@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 from pydantic.alias_generators import to_camel
 
 GROUP = "ctrain.dev"
@@ -76,6 +76,16 @@ class ApiModel(BaseModel):
     def to_wire(self, *, exclude_none: bool = True) -> dict[str, Any]:
         """The camelCase JSON-ready dict for the apiserver (a status patch, a child's spec)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
+
+
+def validation_message(error: ValidationError) -> str:
+    """`spec.dataset.uri: String should match pattern ...` for each problem, field first:
+    how an object whose spec the operator cannot parse is reported in status and Events."""
+    parts = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in ("spec", *problem["loc"]))
+        parts.append(f"{location}: {problem['msg']}")
+    return "; ".join(parts)
 
 
 class StatusModel(ApiModel):

@@ -6,7 +6,6 @@ import kopf
 
 
 def run(*, namespaces: list[str], liveness_port: int, json_logs: bool, level: int) -> None:
-    import ctrain.controller.continuous_handlers
     import ctrain.controller.handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(

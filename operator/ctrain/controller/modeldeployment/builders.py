@@ -48,29 +48,6 @@ def endpoint(md_name: str, namespace: str, model: str) -> str:
     return f"http://{service_name(md_name)}.{namespace}.svc.cluster.local/v2/models/{model}"
 
 
-def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
-    """(stable, canary) pod counts whose canary share is closest to `weight` percent.
-
-    The canary gets at least one pod and the stable track keeps at least `replicas`, and
-    at most twice that for the duration of the canary when that is what the weight needs.
-    """
-    best: tuple[float, int, int] | None = None
-    base = max(replicas, 1)
-    for canary in range(1, base + 1):
-        for stable in range(base, 2 * base + 1):
-            error = abs(canary / (stable + canary) - weight / 100)
-            candidate = (round(error, 6), stable + canary, canary)
-            if best is None or candidate < best:
-                best = candidate
-    assert best is not None
-    _, total, canary = best
-    return total - canary, canary
-
-
-def effective_weight(stable: int, canary: int) -> int:
-    return round(100 * canary / (stable + canary)) if stable + canary else 0
-
-
 def build_service(body: Any, spec: ModelDeploymentSpec) -> dict[str, Any]:
     name = body["metadata"]["name"]
     return {

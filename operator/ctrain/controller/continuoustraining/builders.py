@@ -3,7 +3,7 @@
 A run is a TrainingJob the loop owns (ownerReference with `controller: true`, label
 `ctrain.dev/continuoustraining`). Its name comes from the trigger time and is written to
 `status.activeRun` BEFORE the TrainingJob is created, so a restart in between creates
-that same run instead of a second one. Nothing here does I/O; `continuous.py` applies it.
+that same run instead of a second one. Nothing here does I/O; `reconcile` applies it.
 """
 
 import dataclasses

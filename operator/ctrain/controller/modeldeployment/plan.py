@@ -21,7 +21,29 @@ from typing import Any
 from ctrain.api import ConditionType, ModelDeploymentPhase, ModelDeploymentSpec, Reason
 from ctrain.api.common import format_time
 from ctrain.controller.conditions import set_condition
-from ctrain.controller.serving_builders import canary_replicas, effective_weight
+
+
+def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) pod counts whose canary share is closest to `weight` percent.
+
+    The canary gets at least one pod and the stable track keeps at least `replicas`, and
+    at most twice that for the duration of the canary when that is what the weight needs.
+    """
+    best: tuple[float, int, int] | None = None
+    base = max(replicas, 1)
+    for canary in range(1, base + 1):
+        for stable in range(base, 2 * base + 1):
+            error = abs(canary / (stable + canary) - weight / 100)
+            candidate = (round(error, 6), stable + canary, canary)
+            if best is None or candidate < best:
+                best = candidate
+    assert best is not None
+    _, total, canary = best
+    return total - canary, canary
+
+
+def effective_weight(stable: int, canary: int) -> int:
+    return round(100 * canary / (stable + canary)) if stable + canary else 0
 
 
 @dataclasses.dataclass(frozen=True)

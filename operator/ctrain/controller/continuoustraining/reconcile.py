@@ -2,7 +2,7 @@
 
 One pass reads the loop, its runs (TrainingJobs), the dataset's identity (when a poll is
 due), the drift of the named ModelDeployment and the champion in the registry; `decide`
-(pure, `triggers.py`) says what to do; this module does it and writes status. A new run
+(pure, `triggers`) says what to do; this module does it and writes status. A new run
 is first recorded in status (`activeRun`, Running=True reason Triggered) and only then
 created, so a crash in between recreates that same run on the next pass. Events are
 posted on transitions only: a trigger, a skip, a replacement, a run's outcome, a champion
@@ -31,14 +31,11 @@ from ctrain.api import (
     Reason,
     TrainingJob,
 )
-from ctrain.api.common import format_time
-from ctrain.controller import continuous_builders as build
+from ctrain.api.common import format_time, validation_message
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.kube import Kube
-from ctrain.controller.podspec import storage_settings
-from ctrain.controller.trainingjob import validation_message
-from ctrain.controller.triggers import (
+from ctrain.controller.continuoustraining import builders as build
+from ctrain.controller.continuoustraining.triggers import (
     TRIGGER_ANNOTATION,
     Action,
     InvalidTrigger,
@@ -48,6 +45,8 @@ from ctrain.controller.triggers import (
     fingerprint,
     poll_due,
 )
+from ctrain.controller.kube import Kube
+from ctrain.controller.podspec import storage_settings
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client, make_s3_client, parse_s3_uri
 
