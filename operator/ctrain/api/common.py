@@ -246,6 +246,24 @@ class StorageSpec(ApiModel):
     )
 
 
+# Where the registry is when neither the object nor the operator names it.
+DEFAULT_BUCKET = "models"
+DEFAULT_PREFIX = "ctrain"
+
+
+def storage_location(
+    storage: StorageSpec | None,
+    *,
+    default_bucket: str = DEFAULT_BUCKET,
+    default_prefix: str = DEFAULT_PREFIX,
+) -> tuple[str, str]:
+    """(bucket, prefix) of the registry: an object's own `storage` over the defaults (the
+    operator's configuration, or CTRAIN_BUCKET/CTRAIN_PREFIX in a pod)."""
+    if storage is None:
+        return default_bucket, default_prefix
+    return storage.bucket, default_prefix if storage.prefix is None else storage.prefix
+
+
 def model_name_field() -> Any:
     return Field(
         description="Registry name of the model (a DNS-1123 label): artifacts live under "

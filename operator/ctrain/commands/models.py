@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import make_s3_client
 
@@ -31,14 +32,14 @@ def _registry_options(function: F) -> F:
     function = click.option(
         "--prefix",
         envvar="CTRAIN_PREFIX",
-        default="ctrain",
+        default=DEFAULT_PREFIX,
         show_default=True,
         help="Key prefix of the registry in the bucket (env CTRAIN_PREFIX).",
     )(function)
     function = click.option(
         "--bucket",
         envvar="CTRAIN_BUCKET",
-        default="models",
+        default=DEFAULT_BUCKET,
         show_default=True,
         help="Bucket of the model registry (env CTRAIN_BUCKET).",
     )(function)

@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ctrain.api import Reason, StorageSpec
-from ctrain.api.common import format_time
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time
 from ctrain.storage import S3Client, make_s3_client
 
 __all__ = ["train"]
@@ -115,8 +115,8 @@ def train(
                 client_factory=_client_for,
                 bucket=bucket,
                 prefix=prefix,
-                default_bucket=os.environ.get("CTRAIN_BUCKET") or "models",
-                default_prefix=os.environ.get("CTRAIN_PREFIX", "ctrain"),
+                default_bucket=os.environ.get("CTRAIN_BUCKET") or DEFAULT_BUCKET,
+                default_prefix=os.environ.get("CTRAIN_PREFIX", DEFAULT_PREFIX),
                 training_job={
                     "name": os.environ.get("CTRAIN_TRAININGJOB_NAME", ""),
                     "namespace": os.environ.get("CTRAIN_TRAININGJOB_NAMESPACE", ""),

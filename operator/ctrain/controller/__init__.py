@@ -8,7 +8,8 @@ Layers, top to bottom:
   apply, write status) over pure modules (`builders`, and `status`, `plan` or `triggers`):
   `trainingjob`, `modeldeployment`, `continuoustraining`. Kinds never import each other.
 - Shared plumbing every kind may use: `kube` (the only module that talks to the
-  apiserver), `conditions`, `config`, `metrics` and `podspec` (what every pod shares).
+  apiserver), `conditions`, `config`, `metrics`, `podspec` (what every pod shares)
+  and `names` (deterministic child names and label values).
 
 Below the controller sit `ctrain.api` (types, time format, validation messages),
 `ctrain.registry` and `ctrain.storage`; `.importlinter` enforces the layering.

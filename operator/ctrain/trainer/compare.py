@@ -12,7 +12,7 @@ judged on its gates alone, as with ``baseline: none``: such a champion could not
 today's data either, and the gates are the user's quality bar. A changed feature list
 alone does not make it incomparable, as long as the data still has its features.
 
-Beating the baseline: on the key metric (first of `metrics`), in the metric's better
+Beating the baseline: on the key metric (`TrainingJobSpec.key_metric`), in the metric's better
 direction (lower for mae, mse, rmse, mape, log_loss), the improvement must be positive
 and at least ``minImprovement``. A tie keeps the champion (no churn for nothing).
 """
@@ -72,6 +72,7 @@ def score_champion(
     target: str,
     task: Task,
     metrics: Sequence[Metric],
+    key_metric: Metric,
     classes: Sequence[Any] | None,
 ) -> Baseline | None:
     """Score the current champion on the holdout, or say why it cannot be; None if none."""
@@ -106,8 +107,8 @@ def score_champion(
     except Exception as exc:  # noqa: BLE001 - classified: a champion failing on today's data
         log.warning("champion v%s cannot be scored: %s", version, exc)
         return Baseline(version, comparable=False, note=f"cannot be scored: {exc}")
-    if metrics and metrics[0].value not in scores:
-        return Baseline(version, comparable=False, note=f"cannot compute {metrics[0].value}")
+    if key_metric.value not in scores:
+        return Baseline(version, comparable=False, note=f"cannot compute {key_metric.value}")
     return Baseline(version, scores)
 
 

@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain import __version__
 from ctrain.api import Metric, Reason, StorageSpec, Task, TrainingJobSpec
-from ctrain.api.common import format_time
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time, storage_location
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client
 from ctrain.trainer.compare import judge, score_champion
@@ -46,9 +46,6 @@ from ctrain.trainer.validation import validate
 __all__ = ["TrainerContext", "parse_spec", "run", "train"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BUCKET = "models"
-DEFAULT_PREFIX = "ctrain"
 
 
 def _utcnow() -> datetime:
@@ -72,11 +69,10 @@ class TrainerContext:
     clock: Callable[[], datetime] = _utcnow
 
     def registry_location(self, storage: StorageSpec | None) -> tuple[str, str]:
-        bucket = self.bucket or (storage.bucket if storage else None) or self.default_bucket
-        prefix = self.prefix
-        if prefix is None:
-            prefix = storage.prefix if storage and storage.prefix is not None else None
-        return bucket, self.default_prefix if prefix is None else prefix
+        bucket, prefix = storage_location(
+            storage, default_bucket=self.default_bucket, default_prefix=self.default_prefix
+        )
+        return self.bucket or bucket, prefix if self.prefix is None else self.prefix
 
 
 def run(raw_spec: str | Mapping[str, Any], ctx: TrainerContext) -> tuple[int, dict[str, Any]]:
@@ -116,7 +112,7 @@ def parse_spec(raw_spec: str | Mapping[str, Any]) -> TrainingJobSpec:
 def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
     """The run itself; raises TrainerError. Returns the success termination payload."""
     evaluation = spec.evaluation
-    metrics = spec.effective_metrics()
+    metrics, key = spec.effective_metrics(), spec.key_metric
     estimator, params = build_estimator(spec.estimator, seed=evaluation.seed)
     _check_metrics_supported(estimator, metrics, spec.estimator.type)
     try:
@@ -161,13 +157,14 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
             target=target,
             task=spec.task,
             metrics=metrics,
+            key_metric=key,
             classes=classes,
         )
     verdict = judge(
         scores,
         gates,
         baseline,
-        key_metric=metrics[0],
+        key_metric=key,
         min_improvement=evaluation.min_improvement,
         promote=spec.promote,
     )
@@ -183,7 +180,7 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
         "featureTypes": dict(kinds),
         "classes": classes,
         "estimator": {"type": spec.estimator.type, "params": params},
-        "primaryMetric": metrics[0].value,
+        "primaryMetric": key.value,
         "metrics": scores,
         "gates": gates,
         "baseline": None if baseline is None else baseline.to_json(),
@@ -210,7 +207,7 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
         "artifactUri": s3_registry.artifact_uri(spec.model, version),
         "task": spec.task.value,
         "metrics": scores,
-        "keyMetric": f"{metrics[0].value}={scores[metrics[0].value]:.4f}",
+        "keyMetric": f"{key.value}={scores[key.value]:.4f}",
         "baseline": metadata["baseline"],
         "blessed": verdict.blessed,
         "promoted": promoted,

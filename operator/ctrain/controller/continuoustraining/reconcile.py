@@ -46,6 +46,7 @@ from ctrain.controller.continuoustraining.triggers import (
     poll_due,
 )
 from ctrain.controller.kube import Kube
+from ctrain.controller.names import label_value
 from ctrain.controller.podspec import storage_settings
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client, make_s3_client, parse_s3_uri
@@ -152,7 +153,7 @@ class _Pass:
         self.runs: list[build.Run] = []
 
     def run(self) -> None:
-        selector = f"{build.CONTINUOUS_LABEL}={build.label_value(self.name)}"
+        selector = f"{build.CONTINUOUS_LABEL}={label_value(self.name)}"
         bodies = self.kube.list_custom(RUNS, self.ns, label_selector=selector)
         self.runs = build.owned_runs(bodies, self.uid)
         tracking = build.track(self.old, self.runs)

@@ -5,12 +5,12 @@ from typing import Any
 
 from ctrain.api import TrainingJobSpec
 from ctrain.controller.config import OperatorConfig
+from ctrain.controller.names import child_name
 from ctrain.controller.podspec import (
     CONTAINER_SECURITY_CONTEXT,
     MANAGED_BY,
     POD_SECURITY_CONTEXT,
     SCRATCH_DIR,
-    child_name,
     owner_reference,
     scratch_volume,
     storage_env,
