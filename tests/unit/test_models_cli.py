@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner, Result
 
+from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.cli import main
 from ctrain.registry import Registry
 from ctrain.storage import S3Client
@@ -33,7 +34,9 @@ def populated(s3_client: S3Client, bucket: str) -> Registry:
             "metrics": {"accuracy": accuracy, "f1_macro": f1},
             "blessed": blessed,
         }
-        registry.publish("iris", version, b"not a real model", metadata, {"rows": 1})
+        registry.publish(
+            "iris", version, b"not a real model", ModelMetadata.parse(metadata), Reference(rows=1)
+        )
     registry.set_champion("iris", "1", "first")
     registry.set_champion("iris", "3", "better")
     return registry
@@ -73,7 +76,7 @@ def test_show(populated: Registry, bucket: str) -> None:
     assert header == "# iris v3 (champion)"
     assert uri == f"# s3://{bucket}/ctrain/iris/versions/3/"
     document = json.loads("\n".join(body))
-    assert document == populated.metadata("iris", "3")
+    assert document == populated.metadata("iris", "3").to_wire()
     assert _models(bucket, "show", "iris", "2").stdout.splitlines()[0] == "# iris v2"
     assert _models(bucket, "show", "iris", "latest").stdout.splitlines()[0].startswith("# iris v3")
 
@@ -123,7 +126,9 @@ def test_rollback_and_history(populated: Registry, bucket: str) -> None:
 
 def test_rollback_without_a_previous_champion(s3_client: S3Client, bucket: str) -> None:
     registry = Registry(s3_client, bucket, "ctrain")
-    registry.publish("iris", registry.reserve_version("iris"), b"m", {}, {})
+    registry.publish(
+        "iris", registry.reserve_version("iris"), b"m", ModelMetadata(), Reference(rows=0)
+    )
     registry.set_champion("iris", "1", "first")
     result = _models(bucket, "rollback", "iris", "--reason", "x")
     assert result.exit_code == 1

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
+from ctrain.api.contracts import ModelMetadata
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import make_s3_client
 
@@ -87,14 +88,13 @@ def list_versions(model: str, bucket: str, prefix: str) -> None:
     header = ["VERSION", "CREATED", *(name.upper() for name in metric_names), "BLESSED", "CHAMPION"]
     rows = []
     for doc in documents:
-        scores = doc.get("metrics") or {}
         rows.append(
             [
-                str(doc.get("version", "")),
-                str(doc.get("createdAt", "")),
-                *(_number(scores.get(name)) for name in metric_names),
-                "yes" if doc.get("blessed") else "no",
-                "*" if str(doc.get("version")) == champion else "",
+                doc.version or "",
+                doc.created_at or "",
+                *(_number(doc.metrics.get(name)) for name in metric_names),
+                "yes" if doc.blessed else "no",
+                "*" if doc.version == champion else "",
             ]
         )
     click.echo(_table(header, rows))
@@ -113,7 +113,7 @@ def show(model: str, version: str, bucket: str, prefix: str) -> None:
         champion = registry.champion(model)
     click.echo(f"# {model} v{resolved}{' (champion)' if resolved == champion else ''}")
     click.echo(f"# {registry.artifact_uri(model, resolved)}")
-    click.echo(json.dumps(document, indent=2, sort_keys=True))
+    click.echo(json.dumps(document.to_wire(), indent=2, sort_keys=True))
 
 
 @models.command("promote")
@@ -164,16 +164,15 @@ def history(model: str, bucket: str, prefix: str) -> None:
     click.echo(_table(["TIME", "FROM", "TO", "REASON"], rows))
 
 
-def _metric_columns(documents: Sequence[dict[str, Any]], limit: int = 3) -> list[str]:
+def _metric_columns(documents: Sequence[ModelMetadata], limit: int = 3) -> list[str]:
     """The key metric first, then other metrics in first-seen order, at most ``limit``."""
     names: list[str] = []
     for doc in reversed(documents):  # the newest version's key metric leads
-        key = doc.get("primaryMetric")
-        if isinstance(key, str) and key not in names:
-            names.append(key)
+        if doc.primary_metric is not None:
+            names.append(doc.primary_metric)
             break
     for doc in documents:
-        for name in doc.get("metrics") or {}:
+        for name in doc.metrics:
             if name not in names:
                 names.append(name)
     return names[:limit]

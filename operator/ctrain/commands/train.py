@@ -25,6 +25,7 @@ import click
 
 from ctrain.api import Reason, StorageSpec
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time
+from ctrain.api.contracts import TrainingFailed, TrainingSucceeded
 from ctrain.storage import S3Client, make_s3_client
 
 __all__ = ["train"]
@@ -103,6 +104,7 @@ def train(
     from ctrain.trainer import TrainerContext, run
     from ctrain.trainer.termination import failure, write
 
+    payload: TrainingSucceeded | TrainingFailed
     if (spec_json is None) == (spec_file is None):
         code, payload = 1, failure(Reason.INVALID_SPEC, "give one of --spec-json or --spec-file")
     else:
@@ -129,8 +131,8 @@ def train(
         # Outside a pod nobody mounted it: do not create files in /dev; stdout has it.
         log.info("no %s: the result is on stdout only", termination_log)
     else:
-        write(termination_log, payload)
-    click.echo(json.dumps(payload, sort_keys=True))
+        write(termination_log, payload.to_wire())
+    click.echo(json.dumps(payload.to_wire(), sort_keys=True))
     click.get_current_context().exit(code)
 
 

@@ -33,9 +33,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import pydantic
 
 from ctrain.api.common import format_time
+from ctrain.api.contracts import Contract, ModelMetadata, Reference
 from ctrain.registry.errors import (
     IntegrityError,
     InvalidReference,
@@ -100,7 +103,7 @@ class LoadedModel:
 
     model: str
     version: str
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
     estimator: Any
 
 
@@ -144,22 +147,22 @@ class Registry:
                 versions.add(parsed[0])
         return sorted(versions, key=int)
 
-    def metadata(self, model: str, version: str | int) -> dict[str, Any]:
+    def metadata(self, model: str, version: str | int) -> ModelMetadata:
         """The parsed metadata.json of a visible version; VersionNotFound otherwise."""
         version = check_version(version)
         data = self._store.get_bytes(self.layout.key(model, version, METADATA_FILE))
         if data is None:
             raise VersionNotFound(f"model {model!r} has no version {version}")
-        return self._parse_object(data, f"metadata.json of {model} v{version}")
+        return _parse(ModelMetadata, data, f"metadata.json of {model} v{version}")
 
-    def reference(self, model: str, version: str | int) -> dict[str, Any]:
+    def reference(self, model: str, version: str | int) -> Reference:
         """The parsed reference.json (training-data statistics) of a visible version."""
         version = check_version(version)
         self._require_visible(model, version)
         data = self._store.get_bytes(self.layout.key(model, version, REFERENCE_FILE))
         if data is None:
             raise IntegrityError(f"{model} v{version} is published but has no reference.json")
-        return self._parse_object(data, f"reference.json of {model} v{version}")
+        return _parse(Reference, data, f"reference.json of {model} v{version}")
 
     def champion(self, model: str) -> str | None:
         """The version the champion alias points at, or None if there is none yet."""
@@ -250,29 +253,35 @@ class Registry:
         model: str,
         version: str | int,
         model_bytes: bytes,
-        metadata: dict[str, Any],
-        reference: dict[str, Any],
-    ) -> dict[str, Any]:
+        metadata: ModelMetadata,
+        reference: Reference,
+    ) -> ModelMetadata:
         """Upload a complete version; metadata.json last, so it becomes visible atomically.
 
         ``model``, ``version``, ``modelFile``, ``modelSha256`` (and ``createdAt`` if
-        absent) are set by the registry. Returns the metadata as written.
+        unset) are set by the registry. Returns the metadata as written. Fields the
+        model does not declare are refused: what the registry writes is the contract.
         """
         version = check_version(version)
+        if metadata.model_extra:
+            raise ValueError(
+                f"metadata.json fields not in the contract: {sorted(metadata.model_extra)}"
+            )
         metadata_key = self.layout.key(model, version, METADATA_FILE)
         if self._store.get_bytes(metadata_key) is not None:
             raise VersionConflict(f"{model} v{version} is already published")
-        final = {
-            **metadata,
-            "model": model,
-            "version": version,
-            "modelFile": MODEL_FILE,
-            "modelSha256": sha256_hex(model_bytes),
-        }
-        final.setdefault("createdAt", format_time(self._clock()))
+        final = metadata.model_copy(
+            update={
+                "model": model,
+                "version": version,
+                "model_file": MODEL_FILE,
+                "model_sha256": sha256_hex(model_bytes),
+                "created_at": metadata.created_at or format_time(self._clock()),
+            }
+        )
         # Serialize before the first upload: a bad document must not leave objects behind.
-        metadata_body = json.dumps(final, indent=2, sort_keys=True).encode()
-        reference_body = json.dumps(reference, indent=2, sort_keys=True).encode()
+        metadata_body = _dump(final)
+        reference_body = _dump(reference)
 
         written: list[str] = []
         try:
@@ -296,7 +305,7 @@ class Registry:
             # Also deletes metadata.json in case it was written but its response was lost.
             self._store.delete_quietly([*written, metadata_key])
             raise
-        log.info("published model=%s version=%s sha256=%s", model, version, final["modelSha256"])
+        log.info("published model=%s version=%s sha256=%s", model, version, final.model_sha256)
         return final
 
     def set_champion(self, model: str, version: str | int, reason: str) -> ChampionChange | None:
@@ -331,7 +340,7 @@ class Registry:
 
     def _load(self, model: str, version: str) -> LoadedModel:
         metadata = self.metadata(model, version)
-        expected = metadata.get("modelSha256")
+        expected = metadata.model_sha256
         if not isinstance(expected, str) or len(expected) != 64:
             raise IntegrityError(f"metadata.json of {model} v{version} has no valid modelSha256")
         data = self._store.get_bytes(self.layout.key(model, version, MODEL_FILE))
@@ -387,12 +396,22 @@ class Registry:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise VersionConflict(f"could not append to {key}: too many concurrent writers")
 
-    @staticmethod
-    def _parse_object(data: bytes, what: str) -> dict[str, Any]:
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise IntegrityError(f"{what} is not a JSON object")
-        return parsed
+
+_C = TypeVar("_C", bound=Contract)
+
+
+def _parse(contract: type[_C], data: bytes, what: str) -> _C:
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise IntegrityError(f"{what} is not a JSON object")
+    try:
+        return contract.parse(parsed)
+    except pydantic.ValidationError as exc:
+        raise IntegrityError(f"{what} does not hold to its contract: {exc}") from exc
+
+
+def _dump(document: Contract) -> bytes:
+    return json.dumps(document.to_wire(), indent=2, sort_keys=True).encode()

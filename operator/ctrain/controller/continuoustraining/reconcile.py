@@ -316,7 +316,7 @@ class _Pass:
             version = registry.champion(model)
             if version is None:
                 return Seen(self.now, model, None)
-            metrics = registry.metadata(model, version).get("metrics") or {}
+            metrics = registry.metadata(model, version).metrics
         except (RegistryError, ClientError, BotoCoreError) as error:
             problem = build.Problem(Reason.STORAGE_ERROR, f"model registry: {error}")
             return Seen(self.now, model, None, problem)
