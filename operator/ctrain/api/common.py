@@ -13,6 +13,32 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 from pydantic.alias_generators import to_camel
 
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_BUCKET",
+    "DEFAULT_PREFIX",
+    "DNS1123_LABEL",
+    "DNS1123_SUBDOMAIN",
+    "GROUP",
+    "VERSION",
+    "ApiModel",
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "Int32",
+    "Int64",
+    "Reason",
+    "StatusModel",
+    "StorageSpec",
+    "TemplateMetadata",
+    "Time",
+    "format_time",
+    "model_name_field",
+    "resources_field",
+    "storage_location",
+    "validation_message",
+]
+
 GROUP = "ctrain.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"

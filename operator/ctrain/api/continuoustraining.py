@@ -9,6 +9,14 @@ from pydantic import Field, field_validator
 from ctrain.api.common import DNS1123_SUBDOMAIN, ApiModel, Int32, TemplateMetadata
 from ctrain.api.trainingjob import TrainingJobSpec
 
+__all__ = [
+    "ContinuousTrainingSpec",
+    "OnDriftTrigger",
+    "OnNewDataTrigger",
+    "TrainingJobTemplate",
+    "TriggersSpec",
+]
+
 
 class TrainingJobTemplate(ApiModel):
     """The TrainingJob created for each run."""

@@ -12,6 +12,20 @@ from pydantic import Field
 
 from ctrain.api.common import Condition, Int32, Int64, StatusModel, Time
 
+__all__ = [
+    "ContinuousTrainingPhase",
+    "ContinuousTrainingStatus",
+    "DriftStatus",
+    "GateResult",
+    "LastTriggered",
+    "ModelDeploymentPhase",
+    "ModelDeploymentStatus",
+    "TrainingJobPhase",
+    "TrainingJobStatus",
+    "TriggerReason",
+    "VersionMetrics",
+]
+
 
 class TrainingJobPhase(StrEnum):
     """Lifecycle of a TrainingJob, like a batch Job's."""

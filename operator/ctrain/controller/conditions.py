@@ -5,6 +5,8 @@ from typing import Any
 
 from ctrain.api.common import format_time
 
+__all__ = ["changed_conditions", "get_condition", "now", "set_condition"]
+
 
 def now() -> str:
     return format_time(datetime.now(UTC))

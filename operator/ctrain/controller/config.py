@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 
+__all__ = ["OperatorConfig"]
+
 
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:

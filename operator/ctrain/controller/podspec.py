@@ -9,6 +9,19 @@ from ctrain.api import StorageSpec
 from ctrain.api.common import storage_location
 from ctrain.controller.config import OperatorConfig
 
+__all__ = [
+    "ACCESS_KEY",
+    "CONTAINER_SECURITY_CONTEXT",
+    "MANAGED_BY",
+    "POD_SECURITY_CONTEXT",
+    "SCRATCH_DIR",
+    "SECRET_KEY",
+    "owner_reference",
+    "scratch_volume",
+    "storage_env",
+    "storage_settings",
+]
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ctrain"}
 ACCESS_KEY, SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 SCRATCH_DIR = "/var/tmp"  # writable scratch space on a read-only root filesystem

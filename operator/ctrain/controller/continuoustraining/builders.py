@@ -16,6 +16,26 @@ from ctrain.controller.conditions import get_condition, set_condition
 from ctrain.controller.names import child_name, label_value
 from ctrain.controller.podspec import MANAGED_BY, owner_reference
 
+__all__ = [
+    "CONTINUOUS_LABEL",
+    "MESSAGE_ANNOTATION",
+    "PROBLEM_REASONS",
+    "REASON_LABEL",
+    "TRIGGERED_AT_ANNOTATION",
+    "Problem",
+    "Run",
+    "Tracking",
+    "build_run",
+    "copied",
+    "last_outcome",
+    "outcome",
+    "owned_runs",
+    "run_name",
+    "runs_to_prune",
+    "summarize",
+    "track",
+]
+
 CONTINUOUS_LABEL = "ctrain.dev/continuoustraining"
 REASON_LABEL = "ctrain.dev/trigger-reason"
 MESSAGE_ANNOTATION = "ctrain.dev/trigger-message"

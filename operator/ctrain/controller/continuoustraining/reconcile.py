@@ -51,6 +51,19 @@ from ctrain.controller.podspec import storage_settings
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client, make_s3_client, parse_s3_uri
 
+__all__ = [
+    "CHAMPION_CHANGED",
+    "MODELDEPLOYMENTS",
+    "PLURAL",
+    "RESUMED",
+    "RUNS",
+    "RUN_DELETED",
+    "RUN_REPLACED",
+    "LoopMemory",
+    "Seen",
+    "reconcile",
+]
+
 log = logging.getLogger("ctrain.operator")
 PLURAL = ContinuousTraining.PLURAL
 RUNS = TrainingJob.PLURAL

@@ -24,6 +24,21 @@ from ctrain.controller.podspec import (
     storage_settings,
 )
 
+__all__ = [
+    "DEPLOYMENT_LABEL",
+    "HTTP_PORT",
+    "PRESTOP_SECONDS",
+    "SPEC_HASH",
+    "TRACK_LABEL",
+    "VERSION_LABEL",
+    "build_deployment",
+    "build_service",
+    "deployment_name",
+    "endpoint",
+    "selector",
+    "service_name",
+]
+
 DEPLOYMENT_LABEL = "ctrain.dev/modeldeployment"
 VERSION_LABEL = "ctrain.dev/model-version"
 TRACK_LABEL = "ctrain.dev/track"

@@ -22,6 +22,8 @@ from ctrain.api import ConditionType, ModelDeploymentPhase, ModelDeploymentSpec,
 from ctrain.api.common import format_time
 from ctrain.controller.conditions import set_condition
 
+__all__ = ["Observed", "Plan", "Track", "canary_replicas", "effective_weight", "plan"]
+
 
 def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
     """(stable, canary) pod counts whose canary share is closest to `weight` percent.

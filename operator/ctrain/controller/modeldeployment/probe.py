@@ -16,6 +16,16 @@ from pydantic import ValidationError
 from ctrain.api.common import format_time
 from ctrain.api.contracts import DriftReport
 
+__all__ = [
+    "INFER_ROUTE",
+    "TIMEOUT",
+    "canary_counts",
+    "combine_drift",
+    "drift_reports",
+    "ready_pod_ips",
+    "request_counts",
+]
+
 log = logging.getLogger("ctrain.operator")
 TIMEOUT = httpx.Timeout(3.0)
 INFER_ROUTE = "infer"

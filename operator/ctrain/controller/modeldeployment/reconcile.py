@@ -35,6 +35,8 @@ from ctrain.controller.podspec import storage_settings
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import make_s3_client
 
+__all__ = ["PLURAL", "reconcile", "resolve"]
+
 log = logging.getLogger("ctrain.operator")
 PLURAL = ModelDeployment.PLURAL
 _last_drift_check: dict[str, float] = {}

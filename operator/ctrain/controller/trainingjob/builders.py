@@ -17,6 +17,8 @@ from ctrain.controller.podspec import (
     storage_settings,
 )
 
+__all__ = ["MODEL_LABEL", "TRAININGJOB_LABEL", "build_job", "job_name", "trainer_spec"]
+
 TRAININGJOB_LABEL = "ctrain.dev/trainingjob"
 MODEL_LABEL = "ctrain.dev/model"
 

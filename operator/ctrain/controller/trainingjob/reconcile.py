@@ -14,6 +14,8 @@ from ctrain.controller.kube import Kube
 from ctrain.controller.trainingjob.builders import TRAININGJOB_LABEL, build_job, job_name
 from ctrain.controller.trainingjob.status import compute_status, invalid_spec_status, is_terminal
 
+__all__ = ["PLURAL", "reconcile"]
+
 log = logging.getLogger("ctrain.operator")
 PLURAL = TrainingJob.PLURAL
 

@@ -14,6 +14,8 @@ from ctrain.api import ConditionType, Reason, TrainingJobPhase
 from ctrain.api.contracts import TrainingFailed, TrainingSucceeded, parse_trainer_result
 from ctrain.controller.conditions import get_condition, set_condition
 
+__all__ = ["TERMINAL", "compute_status", "invalid_spec_status", "is_terminal"]
+
 TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 _VALIDATION_DID_NOT_RUN = {Reason.DATASET_NOT_FOUND, Reason.DATASET_UNREADABLE, Reason.INVALID_SPEC}
 
