@@ -308,3 +308,11 @@ def test_s3_uris() -> None:
     for bad in ("datasets/a.csv", "s3://bucket", "s3:///key", "https://x/y"):
         with pytest.raises(ValueError, match="s3"):
             parse_s3_uri(bad)
+
+
+def test_publish_refuses_fields_outside_the_contract(registry: Registry) -> None:
+    version = registry.reserve_version(MODEL)
+    metadata = ModelMetadata.parse({"metrics": {}, "typoedField": 1})
+    with pytest.raises(ValueError, match="typoedField"):
+        registry.publish(MODEL, version, MODEL_BYTES, metadata, Reference(rows=0))
+    assert registry.list_versions(MODEL) == []
