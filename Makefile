@@ -13,7 +13,7 @@ help: ## Show this help.
 
 $(STAMP): pyproject.toml devtools/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]' -e ./devtools
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,report]' -e ./devtools
 	@touch $@
 
 .PHONY: install
