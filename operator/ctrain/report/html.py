@@ -22,7 +22,8 @@ __all__ = ["render_report"]
 _CONFIG = {"displaylogo": False, "responsive": True}
 _COLORS = {"blessed": "#2ca02c", "unblessed": "#7f7f7f", "rejected": "#d62728"}
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
+body { font-family: system-ui, sans-serif; color: #222; }
+body { margin: 2rem auto; padding: 0 1.5rem; max-width: 72rem; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: 1rem 0 2rem; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left; }
@@ -72,10 +73,11 @@ def key_metric_figure(history: ModelHistory) -> go.Figure | None:
         if c.to_version in by_version and metric in by_version[c.to_version].metrics
     ]
     if steps:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The line runs on to the newest point drawn (RFC 3339 UTC strings sort by time).
+        end = max([t for t, _, _ in steps] + [str(r.created_at) for r in timed])
         figure.add_trace(
             go.Scatter(
-                x=[t for t, _, _ in steps] + [now],
+                x=[t for t, _, _ in steps] + [end],
                 y=[v for _, v, _ in steps] + [steps[-1][1]],
                 mode="lines",
                 line={"shape": "hv", "color": "#1f77b4", "dash": "dot"},
