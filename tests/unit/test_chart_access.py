@@ -317,3 +317,23 @@ def test_notes_wait_for_complete_not_ready(helm: Path, tmp_path: Path) -> None:
     assert "--for=condition=Ready trainingjob" not in text
     assert f"helm test {RELEASE} -n {NAMESPACE}" in text
     assert "helm test" not in notes(helm, tmp_path, "tests.enabled=false")
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("networkPolicy.storagePorts[0].protocol=HTTP", "value must be one of"),
+        ("networkPolicy.clientNamespaces={Web}", "does not match pattern"),
+        ("networkPolicy.storagePeers[0].ipBlok.cidr=10.0.0.0/8", "additional properties"),
+        ("monitoring.prometheusRule.driftThreshold=high", "does not match pattern"),
+        ("monitoring.podMonitor.interval=soon", "does not match pattern"),
+        ("storage.caBundle.configMap.nam=x", "additional properties"),
+        ("rbac.aggregateClusterRoles=maybe", "want boolean"),
+    ],
+)
+def test_schema_rejects_typos_in_the_new_values(helm: Path, value: str, complaint: str) -> None:
+    args = ["template", RELEASE, str(CHART), "--kube-version", binaries.KUBERNETES_VERSION]
+    result = run_helm(helm, *args, "--set", value)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert complaint in result.stderr
