@@ -70,7 +70,7 @@ def _registry_errors() -> Iterator[None]:
 
 @click.group("models")
 def models() -> None:
-    """List, inspect, promote and roll back model versions in the registry."""
+    """List, inspect, report on, promote and roll back model versions in the registry."""
 
 
 @models.command("list")
