@@ -205,6 +205,12 @@ class ModelMetadata(Contract):
     )
     model_file: str | None = Field(default=None, description="model.skops")
     model_sha256: str | None = Field(default=None, description="hex sha256 of model_file.")
+    rejected: bool | str | dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Set when the version failed in production: true, a reason, or an "
+        "object with a `reason` (omitted when unset; `ctrain.report.history` reads it).",
+    )
 
 
 # --- reference.json -----------------------------------------------------------------------
