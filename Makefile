@@ -24,10 +24,11 @@ binaries: $(STAMP) ## Build (once) or find the Kubernetes, etcd and helm binarie
 	$(BIN)/ctrain dev binaries
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint + format check) and mypy.
+lint: $(STAMP) ## ruff (lint + format check), mypy (strict for api, trainer, serving, registry) and the import contracts (.importlinter).
 	$(BIN)/ruff check operator devtools tests benchmarks deploy examples
 	$(BIN)/ruff format --check operator devtools tests benchmarks deploy examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff.

@@ -204,7 +204,7 @@ def test_training_pods_reach_only_dns_and_storage(helm: Path) -> None:
 def test_training_pod_labels_are_the_ones_the_operator_builds() -> None:
     from ctrain.api import TrainingJobSpec
     from ctrain.controller.config import OperatorConfig
-    from ctrain.controller.training_builders import build_job
+    from ctrain.controller.trainingjob.builders import build_job
 
     body = {
         "apiVersion": "ctrain.dev/v1alpha1",

@@ -108,7 +108,7 @@ def test_pod_monitor_selects_the_serving_pods_the_operator_builds() -> None:
     """The labels the PodMonitor selects and relabels are the ones the builder writes."""
     from ctrain.api import ModelDeploymentSpec
     from ctrain.controller.config import OperatorConfig
-    from ctrain.controller.serving_builders import build_deployment
+    from ctrain.controller.modeldeployment.builders import build_deployment
 
     body = {
         "apiVersion": "ctrain.dev/v1alpha1",

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.cli import main
 from ctrain.registry import Registry
 from ctrain.storage import S3Client
@@ -37,7 +38,9 @@ def populated(s3_client: S3Client, bucket: str) -> Registry:
             "metrics": {"accuracy": accuracy, "f1_macro": f1},
             "blessed": blessed,
         }
-        registry.publish("iris", version, b"not a real model", metadata, {"rows": 1})
+        registry.publish(
+            "iris", version, b"not a real model", ModelMetadata.parse(metadata), Reference(rows=1)
+        )
     registry.set_champion("iris", "1", "first")
     registry.set_champion("iris", "3", "better")
     return registry
@@ -97,7 +100,7 @@ def test_show_json_is_pure_json(populated: Registry, bucket: str, reference: str
     assert tool.returncode == 0, tool.stderr
     document = json.loads(result.stdout)
     assert document == {
-        **populated.metadata("iris", "3"),
+        **populated.metadata("iris", "3").to_wire(),
         "artifactUri": f"s3://{bucket}/ctrain/iris/versions/3/",
         "champion": True,
         "rejected": False,
@@ -158,7 +161,9 @@ def test_rollback_and_history(populated: Registry, bucket: str) -> None:
 
 def test_rollback_without_a_previous_champion(s3_client: S3Client, bucket: str) -> None:
     registry = Registry(s3_client, bucket, "ctrain")
-    registry.publish("iris", registry.reserve_version("iris"), b"m", {}, {})
+    registry.publish(
+        "iris", registry.reserve_version("iris"), b"m", ModelMetadata(), Reference(rows=0)
+    )
     registry.set_champion("iris", "1", "first")
     result = _models(bucket, "rollback", "iris", "--reason", "x")
     assert result.exit_code == 1
@@ -218,7 +223,7 @@ def test_every_metric_can_be_listed(s3_client: S3Client, bucket: str) -> None:
     metrics = {"accuracy": 0.9, "f1_macro": 0.8, "precision_macro": 0.7, "recall_macro": 0.6}
     registry.publish(
         "iris", registry.reserve_version("iris"), b"m",
-        {"primaryMetric": "f1_macro", "metrics": metrics}, {},
+        ModelMetadata(primary_metric="f1_macro", metrics=metrics), Reference(rows=0),
     )  # fmt: skip
     default = _models(bucket, "list", "iris").stdout.splitlines()[0].split()
     assert default == ["VERSION", "CREATED", "F1_MACRO", "ACCURACY", "PRECISION_MACRO",
@@ -239,7 +244,10 @@ def test_rejected_versions_are_shown(s3_client: S3Client, bucket: str) -> None:
     registry = RejectingRegistry(s3_client, bucket, "ctrain")
     for blessed in (True, True, False):
         metadata = {"primaryMetric": "accuracy", "metrics": {"accuracy": 0.9}, "blessed": blessed}
-        registry.publish("iris", registry.reserve_version("iris"), b"m", metadata, {})
+        registry.publish(
+            "iris", registry.reserve_version("iris"), b"m", ModelMetadata.parse(metadata),
+            Reference(rows=0),
+        )  # fmt: skip
     # A rejection recorded in metadata.json counts too.
     key = "ctrain/iris/versions/3/metadata.json"
     doc = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())

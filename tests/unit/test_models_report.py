@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.cli import main
 from ctrain.registry import Registry
 from ctrain.storage import S3Client
@@ -47,7 +48,9 @@ def story(s3_client: S3Client, bucket: str) -> Registry:
             **extra,
         }
         version = registry.reserve_version("iris")
-        registry.publish("iris", version, b"model", metadata, {})
+        registry.publish(
+            "iris", version, b"model", ModelMetadata.parse(metadata), Reference(rows=0)
+        )
         if version in ("1", "3"):
             registry.set_champion("iris", version, f"v{version} is better")
     for step in range(6):

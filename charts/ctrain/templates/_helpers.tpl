@@ -141,8 +141,8 @@ to serve resources whose CRDs appear after it started (the CRDs of this very rel
 {{- end -}}
 
 {{/*
-Labels the operator puts on the pods it creates (ctrain.controller: training_builders,
-serving_builders); the PodMonitor and the NetworkPolicies select them.
+Labels the operator puts on the pods it creates (ctrain.controller: trainingjob/builders,
+modeldeployment/builders); the PodMonitor and the NetworkPolicies select them.
 */}}
 {{- define "ctrain.trainerPodLabels" -}}
 app.kubernetes.io/name: ctrain-trainer

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 from ctrain.commands.output import emit, output_option, table
 from ctrain.registry import Registry, RegistryError
 from ctrain.report.history import ModelHistory, load_history, rejection
@@ -35,14 +36,14 @@ def _registry_options(function: F) -> F:
     function = click.option(
         "--prefix",
         envvar="CTRAIN_PREFIX",
-        default="ctrain",
+        default=DEFAULT_PREFIX,
         show_default=True,
         help="Key prefix of the registry in the bucket (env CTRAIN_PREFIX).",
     )(function)
     function = click.option(
         "--bucket",
         envvar="CTRAIN_BUCKET",
-        default="models",
+        default=DEFAULT_BUCKET,
         show_default=True,
         help="Bucket of the model registry (env CTRAIN_BUCKET).",
     )(function)
@@ -129,7 +130,7 @@ def show(model: str, version: str, output: str, bucket: str, prefix: str) -> Non
     registry = _registry(bucket, prefix)
     with _registry_errors():
         resolved = registry.resolve(model, version)
-        metadata = registry.metadata(model, resolved)
+        metadata = registry.metadata(model, resolved).to_wire()  # as stored, unknown fields too
         champion = registry.champion(model)
         rejected, reason = rejection(registry, model, resolved, metadata)
     document = {

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ import click
 from pythonjsonlogger.json import JsonFormatter
 
 from ctrain.api import Reason, StorageSpec
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time
+from ctrain.api.contracts import TrainingFailed, TrainingSucceeded
 from ctrain.storage import S3Client, make_s3_client
 
 __all__ = ["train"]
@@ -49,7 +51,7 @@ class _StderrHandler(logging.Handler):
 
 class _Formatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        return format_time(datetime.fromtimestamp(record.created, UTC))
 
     def format(self, record: logging.LogRecord) -> str:
         # One event per line, so log collectors never split a message.
@@ -137,6 +139,7 @@ def train(
     from ctrain.trainer import TrainerContext, run
     from ctrain.trainer.termination import failure, write
 
+    payload: TrainingSucceeded | TrainingFailed
     if (spec_json is None) == (spec_file is None):
         code, payload = 1, failure(Reason.INVALID_SPEC, "give one of --spec-json or --spec-file")
     else:
@@ -149,8 +152,8 @@ def train(
                 client_factory=_client_for,
                 bucket=bucket,
                 prefix=prefix,
-                default_bucket=os.environ.get("CTRAIN_BUCKET") or "models",
-                default_prefix=os.environ.get("CTRAIN_PREFIX", "ctrain"),
+                default_bucket=os.environ.get("CTRAIN_BUCKET") or DEFAULT_BUCKET,
+                default_prefix=os.environ.get("CTRAIN_PREFIX", DEFAULT_PREFIX),
                 training_job={
                     "name": os.environ.get("CTRAIN_TRAININGJOB_NAME", ""),
                     "namespace": os.environ.get("CTRAIN_TRAININGJOB_NAMESPACE", ""),
@@ -163,8 +166,8 @@ def train(
         # Outside a pod nobody mounted it: do not create files in /dev; stdout has it.
         log.info("no %s: the result is on stdout only", termination_log)
     else:
-        write(termination_log, payload)
-    click.echo(json.dumps(payload, sort_keys=True))
+        write(termination_log, payload.to_wire())
+    click.echo(json.dumps(payload.to_wire(), sort_keys=True))
     click.get_current_context().exit(code)
 
 

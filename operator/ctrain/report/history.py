@@ -136,7 +136,7 @@ def load_history(registry: Registry, model: str) -> ModelHistory:
     champion = registry.champion(model)
     records = []
     for version in versions:
-        doc = registry.metadata(model, version)
+        doc = registry.metadata(model, version).to_wire()  # as stored, unknown fields too
         rejected, reason = rejection(registry, model, version, doc)
         estimator = doc.get("estimator")
         records.append(

@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 
 import ctrain
+from ctrain.api.contracts import DriftReport
 from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
 from ctrain.serving.drift import DriftSnapshot
 from ctrain.serving.errors import (
@@ -214,17 +215,16 @@ class ServingApp:
         if drift is None:
             raise NotFound(f"model {model.name} version {model.version} has no drift statistics")
         snapshot = drift.snapshot()
-        return orjson.dumps(
-            {
-                "model": model.name,
-                "version": model.version,
-                "samples": snapshot.samples,
-                "score": snapshot.score,
-                "features": snapshot.features,
-                "reference": model.loaded.reference_uri,
-                "computedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
+        report = DriftReport(
+            model=model.name,
+            version=model.version,
+            samples=snapshot.samples,
+            score=snapshot.score,
+            features=snapshot.features,
+            reference=model.loaded.reference_uri,
+            computed_at=datetime.now(UTC),
         )
+        return orjson.dumps(report.to_wire())
 
     def _drift_snapshot(self) -> tuple[str, str, DriftSnapshot] | None:
         model, drift = self.holder.model, self.holder.drift
