@@ -226,10 +226,10 @@ def print_versions(registry: Registry, custom: client.CustomObjectsApi) -> None:
     print(f"\n{'VERSION':<8}{'TRIGGER':<10}{'ACCURACY':>9}{'F1':>8}  {'BLESSED':<8}CHAMPION")
     for version in registry.list_versions("iris"):
         meta = registry.metadata("iris", version)
-        metrics = meta.get("metrics", {})
+        metrics = meta.metrics
         print(
             f"{version:<8}{triggers.get(version, '?'):<10}{metrics.get('accuracy', 0):>9.3f}"
-            f"{metrics.get('f1_macro', 0):>8.3f}  {str(meta.get('blessed')).lower():<8}"
+            f"{metrics.get('f1_macro', 0):>8.3f}  {str(meta.blessed).lower():<8}"
             f"{'*' if version == champion else ''}"
         )
 

@@ -7,7 +7,7 @@ import pytest
 from test_argocd_health import ARGOCD, GROUP, LuaHealth
 
 from ctrain.api import ContinuousTraining, Reason
-from ctrain.controller.continuous_builders import (
+from ctrain.controller.continuoustraining.builders import (
     CONTINUOUS_LABEL,
     MESSAGE_ANNOTATION,
     REASON_LABEL,

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.registry import (
     IntegrityError,
     InvalidReference,
@@ -45,7 +46,9 @@ MODEL_BYTES = _fitted_bytes()
 def _publish(registry: Registry, accuracy: float = 0.9, **extra: Any) -> str:
     version = registry.reserve_version(MODEL)
     metadata = {"task": "classification", "metrics": {"accuracy": accuracy}, **extra}
-    registry.publish(MODEL, version, MODEL_BYTES, metadata, {"rows": 150, "features": {}})
+    registry.publish(
+        MODEL, version, MODEL_BYTES, ModelMetadata.parse(metadata), Reference(rows=150)
+    )
     return version
 
 
@@ -68,7 +71,7 @@ def test_versions_are_sequential_and_visible_only_when_published(registry: Regis
     assert registry.list_versions(MODEL) == []  # claimed, not published
     with pytest.raises(VersionNotFound):
         registry.metadata(MODEL, first)
-    registry.publish(MODEL, second, MODEL_BYTES, {"metrics": {}}, {"rows": 1, "features": {}})
+    registry.publish(MODEL, second, MODEL_BYTES, ModelMetadata(), Reference(rows=1))
     assert registry.list_versions(MODEL) == ["2"]
     assert registry.reserve_version(MODEL) == "3"
 
@@ -116,8 +119,8 @@ def test_publish_writes_three_artifacts_with_sha(
     registry = Registry(s3_client, bucket, "ctrain", clock=lambda: clock_time)
     version = registry.reserve_version(MODEL)
     written = registry.publish(
-        MODEL, version, MODEL_BYTES, {"metrics": {"accuracy": 0.97}}, {"rows": 3, "features": {}}
-    )
+        MODEL, version, MODEL_BYTES, ModelMetadata(metrics={"accuracy": 0.97}), Reference(rows=3)
+    ).to_wire()
     prefix = f"ctrain/{MODEL}/versions/1/"
     assert _keys(s3_client, bucket) == [
         prefix + ".claim",
@@ -126,13 +129,13 @@ def test_publish_writes_three_artifacts_with_sha(
         prefix + "reference.json",
     ]
     stored = s3_client.get_object(Bucket=bucket, Key=prefix + "model.skops")["Body"].read()
-    metadata = registry.metadata(MODEL, version)
+    metadata = registry.metadata(MODEL, version).to_wire()
     assert metadata == written
     assert metadata["modelSha256"] == sha256_hex(stored) == sha256_hex(MODEL_BYTES)
     assert metadata["modelFile"] == "model.skops"
     assert metadata["createdAt"] == "2026-11-22T10:00:00Z"
     assert (metadata["model"], metadata["version"]) == (MODEL, "1")
-    assert registry.reference(MODEL, version) == {"rows": 3, "features": {}}
+    assert registry.reference(MODEL, version).to_wire() == {"rows": 3, "features": {}}
     assert registry.artifact_uri(MODEL, version) == f"s3://{bucket}/{prefix}"
 
 
@@ -143,7 +146,7 @@ def test_load_model_round_trip(registry: Registry) -> None:
     assert model.predict(x[:3]).tolist() == [0, 0, 0]
     loaded = registry.load(MODEL, "latest")
     assert loaded.version == version
-    assert loaded.metadata["metrics"] == {"accuracy": 0.9}
+    assert loaded.metadata.metrics == {"accuracy": 0.9}
 
 
 def test_corrupted_model_is_refused(registry: Registry, s3_client: S3Client, bucket: str) -> None:
@@ -159,7 +162,7 @@ def test_corrupted_model_is_refused(registry: Registry, s3_client: S3Client, buc
 def test_untrusted_types_are_refused_before_loading(registry: Registry) -> None:
     data = skops.io.dumps({"model": _Untrusted()})
     version = registry.reserve_version(MODEL)
-    registry.publish(MODEL, version, data, {}, {"rows": 0, "features": {}})
+    registry.publish(MODEL, version, data, ModelMetadata(), Reference(rows=0))
     with pytest.raises(UntrustedModel, match="_Untrusted") as caught:
         registry.load_model(MODEL, version)
     assert any(name.endswith("_Untrusted") for name in caught.value.untrusted)
@@ -177,7 +180,7 @@ def test_failed_publish_leaves_no_visible_version(
     s3_client.meta.events.register("provide-client-params.s3.PutObject", fail_metadata)
     version = registry.reserve_version(MODEL)
     with pytest.raises(ConnectionError):
-        registry.publish(MODEL, version, MODEL_BYTES, {}, {"rows": 0, "features": {}})
+        registry.publish(MODEL, version, MODEL_BYTES, ModelMetadata(), Reference(rows=0))
     s3_client.meta.events.unregister("provide-client-params.s3.PutObject", fail_metadata)
 
     assert registry.list_versions(MODEL) == []
@@ -191,7 +194,7 @@ def test_failed_publish_leaves_no_visible_version(
 def test_publish_refuses_an_existing_version(registry: Registry) -> None:
     version = _publish(registry)
     with pytest.raises(VersionConflict):
-        registry.publish(MODEL, version, MODEL_BYTES, {}, {"rows": 0, "features": {}})
+        registry.publish(MODEL, version, MODEL_BYTES, ModelMetadata(), Reference(rows=0))
 
 
 def test_resolve(registry: Registry) -> None:
@@ -284,7 +287,7 @@ def test_malformed_metadata_is_an_integrity_error(
 def test_empty_prefix_puts_models_at_the_bucket_root(s3_client: S3Client, bucket: str) -> None:
     registry = Registry(s3_client, bucket, "")
     version = registry.reserve_version(MODEL)
-    registry.publish(MODEL, version, MODEL_BYTES, {}, {"rows": 0, "features": {}})
+    registry.publish(MODEL, version, MODEL_BYTES, ModelMetadata(), Reference(rows=0))
     assert f"{MODEL}/versions/1/metadata.json" in _keys(s3_client, bucket)
     assert np.array_equal(
         registry.load_model(MODEL, version).predict(load_iris(return_X_y=True)[0][:2]), [0, 0]
@@ -305,3 +308,11 @@ def test_s3_uris() -> None:
     for bad in ("datasets/a.csv", "s3://bucket", "s3:///key", "https://x/y"):
         with pytest.raises(ValueError, match="s3"):
             parse_s3_uri(bad)
+
+
+def test_publish_refuses_fields_outside_the_contract(registry: Registry) -> None:
+    version = registry.reserve_version(MODEL)
+    metadata = ModelMetadata.parse({"metrics": {}, "typoedField": 1})
+    with pytest.raises(ValueError, match="typoedField"):
+        registry.publish(MODEL, version, MODEL_BYTES, metadata, Reference(rows=0))
+    assert registry.list_versions(MODEL) == []

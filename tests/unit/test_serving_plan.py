@@ -5,15 +5,17 @@ import datetime
 import pytest
 
 from ctrain.api import ModelDeploymentSpec
+from ctrain.api.contracts import DriftReport
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.serving_builders import (
-    VERSION_LABEL,
-    build_deployment,
+from ctrain.controller.modeldeployment.builders import VERSION_LABEL, build_deployment
+from ctrain.controller.modeldeployment.plan import (
+    Observed,
+    Track,
     canary_replicas,
     effective_weight,
+    plan,
 )
-from ctrain.controller.serving_plan import Observed, Track, plan
-from ctrain.controller.serving_probe import combine_drift, request_counts
+from ctrain.controller.modeldeployment.probe import combine_drift, request_counts
 
 pytestmark = pytest.mark.unit
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.UTC)
@@ -193,11 +195,15 @@ def test_request_counts_count_non_2xx_infer_answers():
     assert request_counts(text) == (100, 10)
 
 
+# What every pod's /drift says besides its numbers.
+POD = {"model": "iris", "version": "1", "reference": None, "computedAt": "2026-11-22T12:00:00Z"}
+
+
 def test_drift_from_several_pods_is_sample_weighted():
     reports = [
-        {"samples": 300, "score": 0.1, "features": {"a": 0.1}},
-        {"samples": 100, "score": 0.5, "features": {"a": 0.5}},
-        {"samples": 0, "score": None, "features": {}},
+        DriftReport.parse({**POD, "samples": 300, "score": 0.1, "features": {"a": 0.1}}),
+        DriftReport.parse({**POD, "samples": 100, "score": 0.5, "features": {"a": 0.5}}),
+        DriftReport.parse({**POD, "samples": 0, "score": None, "features": {}}),
     ]
     combined = combine_drift(reports, threshold=0.15, min_samples=400)
     assert combined["samples"] == 400

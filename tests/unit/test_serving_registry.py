@@ -14,6 +14,7 @@ import pytest
 import skops.io
 from serving_fixtures import iris_classifier
 
+from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.registry import Registry
 from ctrain.serving import ModelHolder, ModelLoadError, RegistrySource, ServingApp
 from ctrain.storage import S3Client
@@ -36,7 +37,13 @@ def published(registry: Registry) -> Registry:
     model, metadata, reference, _ = iris_classifier()
     meta = {k: v for k, v in metadata.items() if k not in ("model", "version")}
     for version in ("1", "2"):
-        registry.publish("iris", version, skops.io.dumps(model), meta, reference)
+        registry.publish(
+            "iris",
+            version,
+            skops.io.dumps(model),
+            ModelMetadata.parse(meta),
+            Reference.parse(reference),
+        )
     registry.set_champion("iris", "1", "test")
     return registry
 

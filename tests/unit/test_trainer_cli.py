@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from ctrain.api import TrainingJobSpec
+from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.cli import main
 from ctrain.registry import Registry
 from ctrain.storage import S3Client
@@ -153,10 +154,10 @@ def test_csv_in_s3_end_to_end(
 
     assert code == 0, message
     assert message["dataFingerprint"] == "sha256:" + hashlib.sha256(data).hexdigest()
-    metadata = registry.metadata("iris", message["version"])
+    metadata = registry.metadata("iris", message["version"]).to_wire()
     assert metadata["features"] == [*IRIS_FEATURES, "region"]
     assert metadata["featureTypes"]["region"] == "categorical"
-    reference = registry.reference("iris", message["version"])
+    reference = registry.reference("iris", message["version"]).to_wire()
     region = reference["features"]["region"]
     assert region["kind"] == "categorical"
     assert set(region["frequencies"]) == {"north", "south"}
@@ -189,7 +190,7 @@ def test_parquet_in_s3_regression_end_to_end(
     assert message["task"] == "regression"
     assert list(message["metrics"]) == ["r2", "rmse", "mae"]
     assert message["dataFingerprint"] == "sha256:" + hashlib.sha256(data).hexdigest()
-    metadata = registry.metadata("diabetes", "1")
+    metadata = registry.metadata("diabetes", "1").to_wire()
     assert metadata["classes"] is None
     assert metadata["split"]["stratified"] is False
     model = registry.load_model("diabetes", "1")
@@ -221,7 +222,7 @@ def test_the_champion_is_compared_on_the_same_holdout(
     assert third["decision"].startswith("kept champion v2")
     assert registry.champion("iris") == "2"
     assert registry.list_versions("iris") == ["1", "2", "3"]
-    assert registry.metadata("iris", "3")["blessed"] is False
+    assert registry.metadata("iris", "3").blessed is False
 
     # Same model again: a tie does not beat the champion.
     _, fourth, _ = run_train(strong, tmp_path / "t4")
@@ -450,12 +451,21 @@ def test_a_champion_moved_during_the_run_is_not_overwritten(
     registry: Registry, bucket: str
 ) -> None:
     # The run compared with "no champion"; meanwhile another run promoted v1.
-    registry.publish("iris", registry.reserve_version("iris"), b"m", {}, {})
+    registry.publish(
+        "iris", registry.reserve_version("iris"), b"m", ModelMetadata(), Reference(rows=0)
+    )
     registry.set_champion("iris", "1", "the other run")
     spec = TrainingJobSpec.parse(_spec(bucket))
     context = TrainerContext(client_factory=lambda storage: None)
     version, promoted, decision = _register(
-        registry, spec, True, "promoted: no champion", b"model", {"baseline": None}, {}, context
+        registry,
+        spec,
+        True,
+        "promoted: no champion",
+        b"model",
+        ModelMetadata(baseline=None),
+        Reference(rows=0),
+        context,
     )
     assert (version, promoted) == ("2", False)
     assert decision == "not promoted: the champion changed to v1 during the run"

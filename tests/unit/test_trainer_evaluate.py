@@ -176,7 +176,7 @@ def test_judge_not_comparable_champion_falls_back_to_gates() -> None:
     )
     assert (verdict.blessed, verdict.promote) == (True, True)
     assert "champion v4 not comparable (classes differ)" in verdict.decision
-    assert baseline.to_json() == {
+    assert baseline.to_result().to_wire() == {
         "version": "4",
         "metrics": {},
         "comparable": False,

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 def test_small_messages_are_unchanged() -> None:
     payload = failure(Reason.DATASET_NOT_FOUND, "dataset s3://b/k not found")
-    assert json.loads(encode(payload)) == {
+    assert json.loads(encode(payload.to_wire())) == {
         "ok": False,
         "reason": "DatasetNotFound",
         "message": "dataset s3://b/k not found",
@@ -24,7 +24,7 @@ def test_small_messages_are_unchanged() -> None:
 
 def test_long_messages_are_truncated_to_valid_json() -> None:
     message = "; ".join(f"column c{i}: 3 values above max 20.0 (é)" for i in range(500))
-    data = encode(failure(Reason.DATA_VALIDATION_FAILED, message))
+    data = encode(failure(Reason.DATA_VALIDATION_FAILED, message).to_wire())
     assert len(data) <= MAX_BYTES
     decoded = json.loads(data)
     assert decoded["reason"] == "DataValidationFailed"

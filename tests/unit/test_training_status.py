@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ctrain.controller.training_status import compute_status, invalid_spec_status
+from ctrain.controller.trainingjob.status import compute_status, invalid_spec_status
 
 pytestmark = pytest.mark.unit
 
@@ -55,6 +55,7 @@ SUMMARY = {
     "version": "3",
     "artifactUri": "s3://m/c/iris/versions/3/",
     "metrics": {"accuracy": 0.97, "f1_macro": 0.96},
+    "keyMetric": "accuracy=0.9700",
     "blessed": True,
     "promoted": True,
     "baseline": {"version": "2", "metrics": {"accuracy": 0.9}},

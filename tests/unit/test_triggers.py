@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from ctrain.api import ContinuousTrainingSpec, ContinuousTrainingStatus, TriggerReason
-from ctrain.controller.triggers import (
+from ctrain.api.common import format_time
+from ctrain.controller.continuoustraining.triggers import (
     Action,
     InvalidTrigger,
     ObjectIdentity,
@@ -14,7 +15,6 @@ from ctrain.controller.triggers import (
     decide,
     drift_fired,
     fingerprint,
-    format_time,
     latest_slot,
     manual_fired,
     next_slot,

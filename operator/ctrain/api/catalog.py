@@ -7,6 +7,17 @@ The trainer and the CRD's `enum`s both read these constants.
 
 from enum import StrEnum
 
+__all__ = [
+    "DEFAULT_METRICS",
+    "ESTIMATORS",
+    "HIGHER_IS_BETTER",
+    "METRICS",
+    "METRIC_TASKS",
+    "Metric",
+    "Task",
+    "higher_is_better",
+]
+
 
 class Task(StrEnum):
     """The kind of supervised learning an estimator does."""

@@ -10,8 +10,34 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_BUCKET",
+    "DEFAULT_PREFIX",
+    "DNS1123_LABEL",
+    "DNS1123_SUBDOMAIN",
+    "GROUP",
+    "VERSION",
+    "ApiModel",
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "Int32",
+    "Int64",
+    "Reason",
+    "StatusModel",
+    "StorageSpec",
+    "TemplateMetadata",
+    "Time",
+    "format_time",
+    "model_name_field",
+    "resources_field",
+    "storage_location",
+    "validation_message",
+]
 
 GROUP = "ctrain.dev"
 VERSION = "v1alpha1"
@@ -31,15 +57,17 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _format_time(value: datetime) -> str:
-    # metav1.Time precision: RFC 3339 in UTC, whole seconds, as `kubectl` prints it.
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with whole seconds (`2026-11-22T10:00:00Z`), as metav1.Time and
+    `kubectl` write it: the one format of every time ctrain writes (status, Events,
+    registry objects, the server's reports). A naive datetime is taken to be UTC."""
+    return _as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 Time = Annotated[
     datetime,
     AfterValidator(_as_utc),
-    PlainSerializer(_format_time, return_type=str, when_used="json"),
+    PlainSerializer(format_time, return_type=str, when_used="json"),
 ]
 """A point in time, in UTC; serialized like metav1.Time (`2026-11-22T10:00:00Z`)."""
 
@@ -74,6 +102,16 @@ class ApiModel(BaseModel):
     def to_wire(self, *, exclude_none: bool = True) -> dict[str, Any]:
         """The camelCase JSON-ready dict for the apiserver (a status patch, a child's spec)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
+
+
+def validation_message(error: ValidationError) -> str:
+    """`spec.dataset.uri: String should match pattern ...` for each problem, field first:
+    how an object whose spec the operator cannot parse is reported in status and Events."""
+    parts = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in ("spec", *problem["loc"]))
+        parts.append(f"{location}: {problem['msg']}")
+    return "; ".join(parts)
 
 
 class StatusModel(ApiModel):
@@ -232,6 +270,24 @@ class StorageSpec(ApiModel):
         description="S3 addressing style: path (MinIO, most S3-compatible stores) or virtual "
         "(AWS virtual-hosted style); the operator's default when unset.",
     )
+
+
+# Where the registry is when neither the object nor the operator names it.
+DEFAULT_BUCKET = "models"
+DEFAULT_PREFIX = "ctrain"
+
+
+def storage_location(
+    storage: StorageSpec | None,
+    *,
+    default_bucket: str = DEFAULT_BUCKET,
+    default_prefix: str = DEFAULT_PREFIX,
+) -> tuple[str, str]:
+    """(bucket, prefix) of the registry: an object's own `storage` over the defaults (the
+    operator's configuration, or CTRAIN_BUCKET/CTRAIN_PREFIX in a pod)."""
+    if storage is None:
+        return default_bucket, default_prefix
+    return storage.bucket, default_prefix if storage.prefix is None else storage.prefix
 
 
 def model_name_field() -> Any:

@@ -12,6 +12,20 @@ from pydantic import Field
 
 from ctrain.api.common import Condition, Int32, Int64, StatusModel, Time
 
+__all__ = [
+    "ContinuousTrainingPhase",
+    "ContinuousTrainingStatus",
+    "DriftStatus",
+    "GateResult",
+    "LastTriggered",
+    "ModelDeploymentPhase",
+    "ModelDeploymentStatus",
+    "TrainingJobPhase",
+    "TrainingJobStatus",
+    "TriggerReason",
+    "VersionMetrics",
+]
+
 
 class TrainingJobPhase(StrEnum):
     """Lifecycle of a TrainingJob, like a batch Job's."""
@@ -48,6 +62,10 @@ class TriggerReason(StrEnum):
     DRIFT = "Drift"
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 def _conditions_field() -> Any:
     return Field(
         default_factory=list,
@@ -76,8 +94,13 @@ class GateResult(StatusModel):
     """The outcome of one evaluation gate."""
 
     metric: str = Field(description="Name of the metric the gate checked.")
-    min: float | None = Field(default=None, description="Lower bound of the gate.")
-    max: float | None = Field(default=None, description="Upper bound of the gate.")
+    # A gate without a bound omits it, in status and in the trainer's documents alike.
+    min: float | None = Field(
+        default=None, exclude_if=_unset, description="Lower bound of the gate."
+    )
+    max: float | None = Field(
+        default=None, exclude_if=_unset, description="Upper bound of the gate."
+    )
     value: float | None = Field(default=None, description="The metric's value.")
     passed: bool = Field(description="Whether the value met the bounds.")
 

@@ -33,14 +33,14 @@ from ctrain.api.common import (
     StorageSpec,
     TemplateMetadata,
 )
-from ctrain.api.continuous import (
+from ctrain.api.continuoustraining import (
     ContinuousTrainingSpec,
     OnDriftTrigger,
     OnNewDataTrigger,
     TrainingJobTemplate,
     TriggersSpec,
 )
-from ctrain.api.serving import (
+from ctrain.api.modeldeployment import (
     CanarySpec,
     DriftMonitoringSpec,
     ModelDeploymentSpec,
@@ -60,7 +60,7 @@ from ctrain.api.status import (
     TriggerReason,
     VersionMetrics,
 )
-from ctrain.api.training import (
+from ctrain.api.trainingjob import (
     ColumnExpectation,
     DatasetSpec,
     EstimatorSpec,

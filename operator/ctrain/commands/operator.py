@@ -4,6 +4,8 @@ import logging
 
 import click
 
+__all__ = ["operator"]
+
 
 @click.command()
 @click.option(

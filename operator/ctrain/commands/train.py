@@ -3,7 +3,9 @@
 The operator runs ``ctrain train --spec-json '<TrainingJob.spec>'``; people can run the
 same thing locally with ``--spec-file``. The result (or the failure, with its reason) is
 written as JSON to ``--termination-log`` for the operator and printed on stdout; progress
-goes to stderr as ``key=value`` log lines. Exit code 0 on success, 1 on any failure.
+goes to stderr as log lines, ``key=value`` text or, with ``--log-format json``, one JSON
+object per line with the fields of the operator's JSON logs (``message``, ``timestamp``,
+``severity``) plus ``logger``. Exit code 0 on success, 1 on any failure.
 
 Where the registry lives: ``--bucket``/``--prefix`` on the command line win, then the
 spec's ``storage``, then ``CTRAIN_BUCKET``/``CTRAIN_PREFIX``, then ``models``/``ctrain``.
@@ -17,13 +19,16 @@ import json
 import logging
 import os
 import sys
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from pythonjsonlogger.json import JsonFormatter
 
 from ctrain.api import Reason, StorageSpec
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time
+from ctrain.api.contracts import TrainingFailed, TrainingSucceeded
 from ctrain.storage import S3Client, make_s3_client
 
 __all__ = ["train"]
@@ -46,19 +51,42 @@ class _StderrHandler(logging.Handler):
 
 class _Formatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        return format_time(datetime.fromtimestamp(record.created, UTC))
 
     def format(self, record: logging.LogRecord) -> str:
         # One event per line, so log collectors never split a message.
         return super().format(record).replace("\n", " | ")
 
 
-def _configure_logging() -> None:
+class _JsonFormatter(JsonFormatter):
+    """The operator's (kopf's) JSON log fields, so one pipeline parses every ctrain role."""
+
+    def add_fields(
+        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_record, record, message_dict)
+        level = record.levelno
+        log_record["severity"] = (
+            "debug" if level <= logging.DEBUG else
+            "info" if level <= logging.INFO else
+            "warn" if level <= logging.WARNING else
+            "error" if level <= logging.ERROR else
+            "fatal"
+        )  # fmt: skip
+
+
+def _configure_logging(log_format: str) -> None:
     logger = logging.getLogger("ctrain")
-    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
-        handler = _StderrHandler()
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    if log_format == "json":
+        handler.setFormatter(
+            _JsonFormatter("%(message)s %(name)s", rename_fields={"name": "logger"}, timestamp=True)
+        )
+    else:
         handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logger.addHandler(handler)
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
 
@@ -89,19 +117,29 @@ def _client_for(storage: StorageSpec | None) -> S3Client:
 )
 @click.option("--bucket", help="Registry bucket; overrides the spec's storage.bucket.")
 @click.option("--prefix", help="Registry key prefix; overrides the spec's storage.prefix.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="CTRAIN_LOG_FORMAT",
+    show_default=True,
+    help="Log lines on stderr: text for people, json for log pipelines [env CTRAIN_LOG_FORMAT].",
+)
 def train(
     spec_json: str | None,
     spec_file: Path | None,
     termination_log: Path,
     bucket: str | None,
     prefix: str | None,
+    log_format: str,
 ) -> None:
     """Train, evaluate and register one model version from a TrainingJob spec."""
-    _configure_logging()
+    _configure_logging(log_format)
     # The trainer pulls in scikit-learn; keep `ctrain --help` fast.
     from ctrain.trainer import TrainerContext, run
     from ctrain.trainer.termination import failure, write
 
+    payload: TrainingSucceeded | TrainingFailed
     if (spec_json is None) == (spec_file is None):
         code, payload = 1, failure(Reason.INVALID_SPEC, "give one of --spec-json or --spec-file")
     else:
@@ -114,8 +152,8 @@ def train(
                 client_factory=_client_for,
                 bucket=bucket,
                 prefix=prefix,
-                default_bucket=os.environ.get("CTRAIN_BUCKET") or "models",
-                default_prefix=os.environ.get("CTRAIN_PREFIX", "ctrain"),
+                default_bucket=os.environ.get("CTRAIN_BUCKET") or DEFAULT_BUCKET,
+                default_prefix=os.environ.get("CTRAIN_PREFIX", DEFAULT_PREFIX),
                 training_job={
                     "name": os.environ.get("CTRAIN_TRAININGJOB_NAME", ""),
                     "namespace": os.environ.get("CTRAIN_TRAININGJOB_NAMESPACE", ""),
@@ -128,8 +166,8 @@ def train(
         # Outside a pod nobody mounted it: do not create files in /dev; stdout has it.
         log.info("no %s: the result is on stdout only", termination_log)
     else:
-        write(termination_log, payload)
-    click.echo(json.dumps(payload, sort_keys=True))
+        write(termination_log, payload.to_wire())
+    click.echo(json.dumps(payload.to_wire(), sort_keys=True))
     click.get_current_context().exit(code)
 
 

@@ -1,6 +1,16 @@
-"""The operator: kopf handlers (one module per kind) over pure builders and a thin API layer.
+"""The operator: kopf handlers routing to one controller per kind, over shared plumbing.
 
-Layers, top to bottom: `handlers` (kopf registrations, route only) → `<kind>` reconcilers
-(read the world, call builders, apply, write status) → `builders`/`*_status` (pure) and
-`kube` (the only module that talks to the apiserver).
+Layers, top to bottom:
+
+- `main` starts kopf; `handlers` holds the kopf registrations (route only) and the
+  resync loops of every kind.
+- One subpackage per kind, each `reconcile` (read the world, call the pure modules,
+  apply, write status) over pure modules (`builders`, and `status`, `plan` or `triggers`):
+  `trainingjob`, `modeldeployment`, `continuoustraining`. Kinds never import each other.
+- Shared plumbing every kind may use: `kube` (the only module that talks to the
+  apiserver), `conditions`, `config`, `metrics`, `podspec` (what every pod shares)
+  and `names` (deterministic child names and label values).
+
+Below the controller sit `ctrain.api` (types, time format, validation messages),
+`ctrain.registry` and `ctrain.storage`; `.importlinter` enforces the layering.
 """

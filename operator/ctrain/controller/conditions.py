@@ -1,11 +1,15 @@
 """Pure helpers for metav1.Condition lists: set one, read one, keep transition times honest."""
 
-import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from ctrain.api.common import format_time
+
+__all__ = ["changed_conditions", "get_condition", "now", "set_condition"]
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 def set_condition(

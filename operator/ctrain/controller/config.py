@@ -8,6 +8,10 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
+
+__all__ = ["OperatorConfig"]
+
 
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
@@ -16,8 +20,8 @@ class OperatorConfig:
     s3_endpoint: str | None = None  # None: AWS S3 itself
     s3_region: str = "us-east-1"
     s3_addressing_style: str = "path"
-    default_bucket: str = "models"
-    default_prefix: str = "ctrain"
+    default_bucket: str = DEFAULT_BUCKET
+    default_prefix: str = DEFAULT_PREFIX
     default_secret: str | None = "s3-credentials"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
     watch_namespaces: tuple[str, ...] = ()  # empty: every namespace
     registry_poll_seconds: float = 10.0

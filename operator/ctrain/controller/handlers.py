@@ -1,7 +1,13 @@
 """kopf registrations: each handler parses what it was given and routes to a reconciler.
 
 No business logic lives here. Handlers are synchronous (kopf runs them in a thread pool)
-and never raise for a bad object: every outcome ends in status and an Event.
+and never raise for a bad object: every outcome ends in status and an Event. Only
+watch-event handlers and resync threads: kopf's event handlers write nothing to the
+watched object (no finalizer, no progress annotations), so the operator never touches a
+user's spec, labels or annotations. The resync threads re-check every object of a kind
+periodically: aliases move in the registry, canaries age, and a ContinuousTraining's
+schedules, dataset polls and drift are functions of time and of other objects
+(`CTRAIN_CT_RESYNC_SECONDS`, default 5).
 """
 
 import dataclasses
@@ -15,16 +21,21 @@ import kopf
 from kubernetes import client, config
 
 from ctrain.api import GROUP, VERSION
-from ctrain.controller import metrics, modeldeployment, trainingjob
+from ctrain.controller import metrics
 from ctrain.controller.config import OperatorConfig
+from ctrain.controller.continuoustraining import reconcile as continuoustraining
+from ctrain.controller.continuoustraining.builders import CONTINUOUS_LABEL
 from ctrain.controller.kube import Kube
-from ctrain.controller.serving_builders import DEPLOYMENT_LABEL
-from ctrain.controller.training_builders import TRAININGJOB_LABEL
+from ctrain.controller.modeldeployment import reconcile as modeldeployment
+from ctrain.controller.modeldeployment.builders import DEPLOYMENT_LABEL
+from ctrain.controller.trainingjob import reconcile as trainingjob
+from ctrain.controller.trainingjob.builders import TRAININGJOB_LABEL
 
 log = logging.getLogger("ctrain.operator")
 RESYNC_SECONDS = 30.0
 # ModelDeployments are re-checked often: aliases move in the registry, canaries age.
 SERVING_RESYNC_SECONDS = 5.0
+MEMORY_KEY = "ct_memory"
 
 
 @dataclasses.dataclass
@@ -185,3 +196,66 @@ def serving_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         body.metadata.namespace,
         owner,
     )
+
+
+# --- ContinuousTraining -----------------------------------------------------------------
+
+
+def resync_seconds() -> float:
+    return float(os.environ.get("CTRAIN_CT_RESYNC_SECONDS", "5"))
+
+
+def _route(ctx: Context, memory: continuoustraining.LoopMemory, namespace: str, name: str) -> None:
+    _safely(
+        f"continuoustraining {namespace}/{name}",
+        continuoustraining.reconcile,
+        ctx.kube,
+        ctx.config,
+        namespace,
+        name,
+        None,
+        memory,
+    )
+
+
+@kopf.on.startup()
+def continuous_startup(memo: kopf.Memo, **_: Any) -> None:
+    if "ctx" not in memo:  # `startup` builds it; kopf retries this one until then
+        raise kopf.TemporaryError("waiting for the operator context", delay=1)
+    memory = continuoustraining.LoopMemory()
+    memo[MEMORY_KEY] = memory
+    threading.Thread(
+        target=resync_forever,
+        args=(
+            memo["ctx"],
+            continuoustraining.PLURAL,
+            resync_seconds(),
+            lambda namespace, name: _route(memo["ctx"], memory, namespace, name),
+        ),
+        name="resync-ct",
+        daemon=True,
+    ).start()
+
+
+@kopf.on.event(GROUP, VERSION, continuoustraining.PLURAL)
+def continuoustraining_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memory: continuoustraining.LoopMemory = memo[MEMORY_KEY]
+    if type == "DELETED":
+        memory.forget(body.metadata.uid or "")
+        return
+    _route(memo["ctx"], memory, body.metadata.namespace or "", body.metadata.name or "")
+
+
+@kopf.on.event(GROUP, VERSION, continuoustraining.RUNS, labels={CONTINUOUS_LABEL: kopf.PRESENT})
+def run_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A run changed (or went away): its loop records the outcome at once."""
+    owner = next(
+        (
+            ref["name"]
+            for ref in body.metadata.get("ownerReferences") or []
+            if ref.get("kind") == "ContinuousTraining" and ref.get("controller")
+        ),
+        None,
+    )
+    if owner is not None:
+        _route(memo["ctx"], memo[MEMORY_KEY], body.metadata.namespace or "", owner)

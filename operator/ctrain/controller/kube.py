@@ -18,6 +18,8 @@ from ctrain.api import GROUP, VERSION
 from ctrain.controller import metrics
 from ctrain.controller.conditions import now
 
+__all__ = ["COMPONENT", "Kube"]
+
 log = logging.getLogger("ctrain.operator")
 COMPONENT = "ctrain-operator"
 

@@ -4,9 +4,10 @@ import logging
 
 import kopf
 
+__all__ = ["run"]
+
 
 def run(*, namespaces: list[str], liveness_port: int, json_logs: bool, level: int) -> None:
-    import ctrain.controller.continuous_handlers
     import ctrain.controller.handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(

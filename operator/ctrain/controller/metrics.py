@@ -11,6 +11,20 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+__all__ = [
+    "PHASES",
+    "PROMOTIONS",
+    "RECONCILE_ERRORS",
+    "RECONCILE_SECONDS",
+    "RECONCILIATIONS",
+    "REGISTRY",
+    "ROLLBACKS",
+    "TRAININGS_FINISHED",
+    "TRAININGS_STARTED",
+    "PhaseCollector",
+    "serve",
+]
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECONCILIATIONS = Counter(

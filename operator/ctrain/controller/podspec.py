@@ -5,7 +5,22 @@ Credentials reach pods only through `secretKeyRef`; the operator never reads a S
 
 from typing import Any
 
+from ctrain.api import StorageSpec
+from ctrain.api.common import storage_location
 from ctrain.controller.config import OperatorConfig
+
+__all__ = [
+    "ACCESS_KEY",
+    "CONTAINER_SECURITY_CONTEXT",
+    "MANAGED_BY",
+    "POD_SECURITY_CONTEXT",
+    "SCRATCH_DIR",
+    "SECRET_KEY",
+    "owner_reference",
+    "scratch_volume",
+    "storage_env",
+    "storage_settings",
+]
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ctrain"}
 ACCESS_KEY, SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
@@ -27,15 +42,17 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 }
 
 
-def storage_settings(storage: Any, config: OperatorConfig) -> dict[str, Any]:
+def storage_settings(storage: StorageSpec | None, config: OperatorConfig) -> dict[str, Any]:
     """The effective storage of an object: its own `storage` over the operator's defaults."""
-    own = storage.to_wire() if storage is not None else {}
+    bucket, prefix = storage_location(
+        storage, default_bucket=config.default_bucket, default_prefix=config.default_prefix
+    )
     return {
-        "bucket": own.get("bucket") or config.default_bucket,
-        "prefix": own.get("prefix", config.default_prefix),
-        "secretRef": own.get("secretRef") or config.default_secret,
-        "endpoint": own.get("endpoint") or config.s3_endpoint,
-        "region": own.get("region") or config.s3_region,
+        "bucket": bucket,
+        "prefix": prefix,
+        "secretRef": (storage and storage.secret_ref) or config.default_secret,
+        "endpoint": (storage and storage.endpoint) or config.s3_endpoint,
+        "region": (storage and storage.region) or config.s3_region,
     }
 
 
@@ -74,14 +91,3 @@ def owner_reference(body: Any) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def child_name(parent: str, suffix: str, limit: int = 63) -> str:
-    """A deterministic child name within `limit` characters (hashing long parents)."""
-    import hashlib
-
-    name = f"{parent}-{suffix}"
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(parent.encode()).hexdigest()[:8]
-    return f"{parent[: limit - len(suffix) - 10].rstrip('-')}-{digest}-{suffix}"

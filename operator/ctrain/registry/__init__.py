@@ -3,7 +3,7 @@
 Public names are re-exported here; import them from `ctrain.registry`.
 """
 
-from ctrain.registry.core import ChampionChange, LoadedModel, Registry, format_time, sha256_hex
+from ctrain.registry.core import ChampionChange, LoadedModel, Registry, sha256_hex
 from ctrain.registry.errors import (
     IntegrityError,
     InvalidReference,
@@ -41,6 +41,5 @@ __all__ = [
     "UntrustedModel",
     "VersionConflict",
     "VersionNotFound",
-    "format_time",
     "sha256_hex",
 ]

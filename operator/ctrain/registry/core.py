@@ -33,8 +33,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic
+
+from ctrain.api.common import format_time
+from ctrain.api.contracts import Contract, ModelMetadata, Reference
+from ctrain.registry import monitoring
 from ctrain.registry.errors import (
     IntegrityError,
     InvalidReference,
@@ -55,14 +60,9 @@ from ctrain.registry.objects import ConditionFailed, ObjectStore
 from ctrain.registry.trust import loads_trusted
 from ctrain.storage import S3Client
 
-__all__ = ["ChampionChange", "LoadedModel", "Registry", "format_time", "sha256_hex"]
+__all__ = ["ChampionChange", "LoadedModel", "Registry", "sha256_hex"]
 
 log = logging.getLogger(__name__)
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with whole seconds, the format of every time the registry writes."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -104,7 +104,7 @@ class LoadedModel:
 
     model: str
     version: str
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
     estimator: Any
 
 
@@ -148,22 +148,22 @@ class Registry:
                 versions.add(parsed[0])
         return sorted(versions, key=int)
 
-    def metadata(self, model: str, version: str | int) -> dict[str, Any]:
+    def metadata(self, model: str, version: str | int) -> ModelMetadata:
         """The parsed metadata.json of a visible version; VersionNotFound otherwise."""
         version = check_version(version)
         data = self._store.get_bytes(self.layout.key(model, version, METADATA_FILE))
         if data is None:
             raise VersionNotFound(f"model {model!r} has no version {version}")
-        return self._parse_object(data, f"metadata.json of {model} v{version}")
+        return _parse(ModelMetadata, data, f"metadata.json of {model} v{version}")
 
-    def reference(self, model: str, version: str | int) -> dict[str, Any]:
+    def reference(self, model: str, version: str | int) -> Reference:
         """The parsed reference.json (training-data statistics) of a visible version."""
         version = check_version(version)
         self._require_visible(model, version)
         data = self._store.get_bytes(self.layout.key(model, version, REFERENCE_FILE))
         if data is None:
             raise IntegrityError(f"{model} v{version} is published but has no reference.json")
-        return self._parse_object(data, f"reference.json of {model} v{version}")
+        return _parse(Reference, data, f"reference.json of {model} v{version}")
 
     def champion(self, model: str) -> str | None:
         """The version the champion alias points at, or None if there is none yet."""
@@ -230,6 +230,13 @@ class Registry:
                 return change.from_version
         return None
 
+    def monitoring_history(
+        self, model: str, namespace: str, deployment: str
+    ) -> list[dict[str, Any]]:
+        """What the operator observed on a deployment over time, oldest first."""
+        key = monitoring.monitoring_key(self.layout, model, namespace, deployment)
+        return monitoring.history(self._store, key)
+
     # Writing ---------------------------------------------------------------------------
 
     def reserve_version(self, model: str, *, owner: str = "") -> str:
@@ -254,29 +261,35 @@ class Registry:
         model: str,
         version: str | int,
         model_bytes: bytes,
-        metadata: dict[str, Any],
-        reference: dict[str, Any],
-    ) -> dict[str, Any]:
+        metadata: ModelMetadata,
+        reference: Reference,
+    ) -> ModelMetadata:
         """Upload a complete version; metadata.json last, so it becomes visible atomically.
 
         ``model``, ``version``, ``modelFile``, ``modelSha256`` (and ``createdAt`` if
-        absent) are set by the registry. Returns the metadata as written.
+        unset) are set by the registry. Returns the metadata as written. Fields the
+        model does not declare are refused: what the registry writes is the contract.
         """
         version = check_version(version)
+        if metadata.model_extra:
+            raise ValueError(
+                f"metadata.json fields not in the contract: {sorted(metadata.model_extra)}"
+            )
         metadata_key = self.layout.key(model, version, METADATA_FILE)
         if self._store.get_bytes(metadata_key) is not None:
             raise VersionConflict(f"{model} v{version} is already published")
-        final = {
-            **metadata,
-            "model": model,
-            "version": version,
-            "modelFile": MODEL_FILE,
-            "modelSha256": sha256_hex(model_bytes),
-        }
-        final.setdefault("createdAt", format_time(self._clock()))
+        final = metadata.model_copy(
+            update={
+                "model": model,
+                "version": version,
+                "model_file": MODEL_FILE,
+                "model_sha256": sha256_hex(model_bytes),
+                "created_at": metadata.created_at or format_time(self._clock()),
+            }
+        )
         # Serialize before the first upload: a bad document must not leave objects behind.
-        metadata_body = json.dumps(final, indent=2, sort_keys=True).encode()
-        reference_body = json.dumps(reference, indent=2, sort_keys=True).encode()
+        metadata_body = _dump(final)
+        reference_body = _dump(reference)
 
         written: list[str] = []
         try:
@@ -300,7 +313,7 @@ class Registry:
             # Also deletes metadata.json in case it was written but its response was lost.
             self._store.delete_quietly([*written, metadata_key])
             raise
-        log.info("published model=%s version=%s sha256=%s", model, version, final["modelSha256"])
+        log.info("published model=%s version=%s sha256=%s", model, version, final.model_sha256)
         return final
 
     def set_champion(self, model: str, version: str | int, reason: str) -> ChampionChange | None:
@@ -331,11 +344,26 @@ class Registry:
             raise VersionConflict(f"v{target} of {model!r} already is the champion")
         return change
 
+    def append_monitoring(
+        self,
+        model: str,
+        namespace: str,
+        deployment: str,
+        record: dict[str, Any],
+        *,
+        limit: int = monitoring.DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """Add one observation to a deployment's bounded history (`ctrain.registry.monitoring`)."""
+        key = monitoring.monitoring_key(self.layout, model, namespace, deployment)
+        return monitoring.append(
+            self._store, key, record, now=self._clock, format_time=format_time, limit=limit
+        )
+
     # Internals -------------------------------------------------------------------------
 
     def _load(self, model: str, version: str) -> LoadedModel:
         metadata = self.metadata(model, version)
-        expected = metadata.get("modelSha256")
+        expected = metadata.model_sha256
         if not isinstance(expected, str) or len(expected) != 64:
             raise IntegrityError(f"metadata.json of {model} v{version} has no valid modelSha256")
         data = self._store.get_bytes(self.layout.key(model, version, MODEL_FILE))
@@ -391,12 +419,22 @@ class Registry:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise VersionConflict(f"could not append to {key}: too many concurrent writers")
 
-    @staticmethod
-    def _parse_object(data: bytes, what: str) -> dict[str, Any]:
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise IntegrityError(f"{what} is not a JSON object")
-        return parsed
+
+_C = TypeVar("_C", bound=Contract)
+
+
+def _parse(contract: type[_C], data: bytes, what: str) -> _C:
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise IntegrityError(f"{what} is not a JSON object")
+    try:
+        return contract.parse(parsed)
+    except pydantic.ValidationError as exc:
+        raise IntegrityError(f"{what} does not hold to its contract: {exc}") from exc
+
+
+def _dump(document: Contract) -> bytes:
+    return json.dumps(document.to_wire(), indent=2, sort_keys=True).encode()

@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 import ctrain
+from ctrain.api.contracts import DriftReport
 from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
 from ctrain.serving.drift import DriftMonitor, DriftSnapshot
 from ctrain.serving.errors import (
@@ -98,6 +99,7 @@ class ServingApp:
         self.metrics.watch_load(lambda: (self.inference.inflight, self.inference.inflight_bytes))
         self._direct_routes: tuple[ServedModel, frozenset[bytes]] | None = None
         self.peers: Peers | None = None  # set by ctrain.serving.workers with --workers
+        self.ready_wait = 0.0  # seconds startup waits for the model (see `startup`)
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
             {"name": "ctrain", "version": ctrain.__version__, "extensions": []}
@@ -106,9 +108,17 @@ class ServingApp:
     # -- lifecycle -------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start loading the model in the background; the server answers meanwhile."""
+        """Start loading the model in the background; the server answers meanwhile.
+
+        With `ready_wait`, wait that long for the model first: uvicorn accepts
+        connections only after this returns, so a worker of `--workers N` that is still
+        loading leaves the shared port to the workers that can answer. After the wait
+        it accepts anyway, to answer the probes with the reason it is not ready.
+        """
         if self._loader is None and not self.holder.ready:
             self._loader = asyncio.create_task(self.holder.load_until_ready(), name="load")
+            if self.ready_wait > 0:
+                await asyncio.wait([self._loader], timeout=self.ready_wait)
         if self.prediction_log is not None:
             self.prediction_log.start()
         if self.peers is not None:
@@ -260,17 +270,16 @@ class ServingApp:
         if drift is None:
             raise NotFound(f"model {model.name} version {model.version} has no drift statistics")
         snapshot = self._pod_drift(drift, model.version)
-        return orjson.dumps(
-            {
-                "model": model.name,
-                "version": model.version,
-                "samples": snapshot.samples,
-                "score": snapshot.score,
-                "features": snapshot.features,
-                "reference": model.loaded.reference_uri,
-                "computedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
+        report = DriftReport(
+            model=model.name,
+            version=model.version,
+            samples=snapshot.samples,
+            score=snapshot.score,
+            features=snapshot.features,
+            reference=model.loaded.reference_uri,
+            computed_at=datetime.now(UTC),
         )
+        return orjson.dumps(report.to_wire())
 
     def _drift_snapshot(self) -> tuple[str, str, DriftSnapshot] | None:
         model, drift = self.holder.model, self.holder.drift

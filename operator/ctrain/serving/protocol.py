@@ -207,7 +207,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         direct = self._direct
-        if direct is not None and self.cycle is direct:
+        if direct is not None and self.cycle is direct:  # type: ignore[comparison-overlap]
             direct.feed(body)
             return
         super().on_body(body)
@@ -218,7 +218,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
         direct = self._direct
-        if direct is not None and self.cycle is direct:
+        if direct is not None and self.cycle is direct:  # type: ignore[comparison-overlap]
             direct.complete()
             return
         super().on_message_complete()
@@ -255,7 +255,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         timeout = self.limits.body_timeout
-        if self._direct is not None and cycle is self._direct:
+        if self._direct is not None and cycle is self._direct:  # type: ignore[comparison-overlap]
             self._direct.lost(408)
         if cycle is not None and not cycle.response_started:
             self._refuse(408, f"the request body did not arrive within {timeout:g} s")

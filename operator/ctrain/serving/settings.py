@@ -66,9 +66,6 @@ class ServeSettings:
 
 def build_app(settings: ServeSettings) -> ServingApp:
     """The ASGI app for `settings` (the model loads when the app starts)."""
-    import prometheus_client
-
-    prometheus_client.disable_created_metrics()  # half the series, no information
     source = _source(settings)
     log.info("serving model %s from %s", settings.model, source.description)
     metrics = ServingMetrics(settings.model)

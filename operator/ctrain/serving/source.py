@@ -140,13 +140,14 @@ class RegistrySource:
         reference: Mapping[str, Any] | None
         uri: str | None = None
         try:
-            reference = self.registry.reference(self.model, version)
+            reference = self.registry.reference(self.model, version).to_wire()
             uri = self.registry.artifact_uri(self.model, version) + REFERENCE_FILE
         except RegistryError as exc:
             # Drift monitoring is optional: a model without statistics still serves.
             log.warning("no drift statistics for %s v%s: %s", self.model, version, exc)
             reference = None
-        return LoadedModel(loaded.estimator, loaded.metadata, reference, uri)
+        metadata = loaded.metadata.to_wire(exclude_none=True)
+        return LoadedModel(loaded.estimator, metadata, reference, uri)
 
 
 def _read_json(path: Path, *, required: bool) -> dict[str, Any] | None:

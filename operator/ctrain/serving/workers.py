@@ -4,7 +4,9 @@ uvicorn's supervisor (`uvicorn.supervisors.Multiprocess`) binds the port once, s
 worker processes that accept on it, restarts a worker that dies, and on SIGTERM stops
 them all (each finishes its requests and flushes its prediction log). Each worker is a
 fresh process (spawn) that builds the same app from the settings the supervisor put in
-its environment, and loads the model itself.
+its environment, and loads the model itself; it starts accepting connections once its
+model is loaded (or after `READY_WAIT_SECONDS`), so a restarted worker does not answer
+503s while the others could answer.
 
 A scrape or a `GET /drift` reaches one worker, but must describe the pod. So each
 worker publishes its values every `PUBLISH_SECONDS` to `<state dir>/<pid>.json`
@@ -47,6 +49,13 @@ __all__ = ["LIVE_SECONDS", "PUBLISH_SECONDS", "Peers", "create_app", "run_worker
 
 log = logging.getLogger(__name__)
 
+# A worker accepts connections once its model is loaded, or after this long (then it
+# answers the probes with why it is not ready); within the kubelet's default liveness
+# allowance (3 probes 10 s apart).
+READY_WAIT_SECONDS = 20.0
+# uvicorn replaces a worker that does not answer its supervisor's ping in time; loading a
+# model on a busy node can take the GIL for a while, which is not a hang.
+HEALTHCHECK_SECONDS = 30
 SETTINGS_ENV = "CTRAIN_SERVE_SETTINGS"
 STATE_ENV = "CTRAIN_SERVE_STATE_DIR"
 PUBLISH_SECONDS = 1.0
@@ -70,6 +79,7 @@ def run_workers(settings: ServeSettings) -> None:
         port=settings.port,
         limits=settings.limits,
         access_log=settings.access_log,
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
     )
     log.info("starting %d workers on %s:%d", settings.workers, settings.host, settings.port)
     try:
@@ -86,6 +96,7 @@ def create_app() -> ServingApp:
     configure_logging(settings.log_level, settings.log_format)
     window = math.ceil(settings.drift_window / settings.workers)
     app = build_app(dataclasses.replace(settings, drift_window=window))
+    app.ready_wait = READY_WAIT_SECONDS
     Peers(Path(os.environ[STATE_ENV]), app).attach()
     return app
 

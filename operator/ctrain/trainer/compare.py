@@ -12,7 +12,7 @@ judged on its gates alone, as with ``baseline: none``: such a champion could not
 today's data either, and the gates are the user's quality bar. A changed feature list
 alone does not make it incomparable, as long as the data still has its features.
 
-Beating the baseline: on the key metric (first of `metrics`), in the metric's better
+Beating the baseline: on the key metric (`TrainingJobSpec.key_metric`), in the metric's better
 direction (lower for mae, mse, rmse, mape, log_loss), the improvement must be positive
 and at least ``minImprovement``. A tie keeps the champion (no churn for nothing).
 """
@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ctrain.api import Metric, Reason, Task, higher_is_better
+from ctrain.api.contracts import BaselineResult, ModelMetadata
 from ctrain.registry import Registry, RegistryError, StorageUnavailable
 from ctrain.trainer.errors import TrainerError
 from ctrain.trainer.evaluate import PROBA_METRICS, compute_metrics, target_values
@@ -48,11 +49,13 @@ class Baseline:
     comparable: bool = True
     note: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"version": self.version, "metrics": dict(self.metrics)}
-        if not self.comparable:
-            data.update(comparable=False, note=self.note)
-        return data
+    def to_result(self) -> BaselineResult:
+        """As the termination message and metadata.json record it."""
+        if self.comparable:
+            return BaselineResult(version=self.version, metrics=dict(self.metrics))
+        return BaselineResult(
+            version=self.version, metrics=dict(self.metrics), comparable=False, note=self.note
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def score_champion(
     target: str,
     task: Task,
     metrics: Sequence[Metric],
+    key_metric: Metric,
     classes: Sequence[Any] | None,
 ) -> Baseline | None:
     """Score the current champion on the holdout, or say why it cannot be; None if none."""
@@ -96,8 +100,8 @@ def score_champion(
     except RegistryError as exc:
         return Baseline(version, comparable=False, note=f"cannot be loaded: {exc}")
 
-    features = [str(name) for name in metadata.get("features", [])]
-    kinds = {name: str(metadata.get("featureTypes", {}).get(name, NUMERIC)) for name in features}
+    features = list(metadata.features or [])
+    kinds = {name: (metadata.feature_types or {}).get(name, NUMERIC) for name in features}
     usable = [m for m in metrics if m not in PROBA_METRICS or hasattr(champion, "predict_proba")]
     try:
         scores = compute_metrics(
@@ -106,28 +110,28 @@ def score_champion(
     except Exception as exc:  # noqa: BLE001 - classified: a champion failing on today's data
         log.warning("champion v%s cannot be scored: %s", version, exc)
         return Baseline(version, comparable=False, note=f"cannot be scored: {exc}")
-    if metrics and metrics[0].value not in scores:
-        return Baseline(version, comparable=False, note=f"cannot compute {metrics[0].value}")
+    if key_metric.value not in scores:
+        return Baseline(version, comparable=False, note=f"cannot compute {key_metric.value}")
     return Baseline(version, scores)
 
 
 def _incompatibility(
-    metadata: Mapping[str, Any],
+    metadata: ModelMetadata,
     test: pd.DataFrame,
     *,
     target: str,
     task: Task,
     classes: Sequence[Any] | None,
 ) -> str:
-    if metadata.get("task") != task.value:
-        return f"task {metadata.get('task')} differs from {task.value}"
-    if metadata.get("target") != target:
-        return f"target {metadata.get('target')} differs from {target}"
-    missing = [name for name in metadata.get("features", []) if name not in test.columns]
+    if metadata.task != task.value:
+        return f"task {metadata.task} differs from {task.value}"
+    if metadata.target != target:
+        return f"target {metadata.target} differs from {target}"
+    missing = [name for name in metadata.features or [] if name not in test.columns]
     if missing:
         return f"features missing from the data: {', '.join(map(str, missing))}"
     if task == Task.CLASSIFICATION and classes is not None:
-        theirs = {str(label) for label in metadata.get("classes") or []}
+        theirs = {str(label) for label in metadata.classes or []}
         ours = {str(label) for label in classes}
         if theirs != ours:
             return f"classes differ ({sorted(theirs)} vs {sorted(ours)})"

@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ctrain.api import DatasetSpec, Reason
-from ctrain.api.training import BUILTIN_TARGET
+from ctrain.api.trainingjob import BUILTIN_TARGET
 from ctrain.storage import S3Client, parse_s3_uri
 from ctrain.trainer.errors import TrainerError
 

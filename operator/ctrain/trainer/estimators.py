@@ -1,8 +1,8 @@
 """Building the estimator and its preprocessing pipeline from a TrainingJob spec.
 
 The estimator type is a security boundary: a CR must not make the trainer import an
-arbitrary path. Names map to classes in `ESTIMATOR_CLASSES`, written out by hand; a
-unit test keeps it equal to the API's allowlist (`ctrain.api.ESTIMATORS`).
+arbitrary path. `ESTIMATOR_CLASSES` imports exactly the paths on the API's allowlist
+(`ctrain.api.ESTIMATORS`, the one table, which the api keeps free of scikit-learn).
 
 Parameters are checked before anything is fitted: unknown names against the
 estimator's `get_params()` (the error lists the valid ones), and values with
@@ -17,72 +17,37 @@ first seen in production must not break predictions).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    GradientBoostingClassifier,
-    GradientBoostingRegressor,
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import (
-    ElasticNet,
-    Lasso,
-    LinearRegression,
-    LogisticRegression,
-    Ridge,
-    RidgeClassifier,
-    SGDClassifier,
-    SGDRegressor,
-)
-from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC, SVR, LinearSVC
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
-from ctrain.api import EstimatorSpec, Reason
+from ctrain.api import ESTIMATORS, EstimatorSpec, Reason
 from ctrain.trainer.errors import TrainerError
 from ctrain.trainer.features import NUMERIC
 
 __all__ = ["ESTIMATOR_CLASSES", "build_estimator", "build_pipeline"]
 
-ESTIMATOR_CLASSES: dict[str, type[BaseEstimator]] = {
-    "sklearn.linear_model.LogisticRegression": LogisticRegression,
-    "sklearn.linear_model.RidgeClassifier": RidgeClassifier,
-    "sklearn.linear_model.SGDClassifier": SGDClassifier,
-    "sklearn.linear_model.LinearRegression": LinearRegression,
-    "sklearn.linear_model.Ridge": Ridge,
-    "sklearn.linear_model.Lasso": Lasso,
-    "sklearn.linear_model.ElasticNet": ElasticNet,
-    "sklearn.linear_model.SGDRegressor": SGDRegressor,
-    "sklearn.ensemble.RandomForestClassifier": RandomForestClassifier,
-    "sklearn.ensemble.RandomForestRegressor": RandomForestRegressor,
-    "sklearn.ensemble.GradientBoostingClassifier": GradientBoostingClassifier,
-    "sklearn.ensemble.GradientBoostingRegressor": GradientBoostingRegressor,
-    "sklearn.ensemble.HistGradientBoostingClassifier": HistGradientBoostingClassifier,
-    "sklearn.ensemble.HistGradientBoostingRegressor": HistGradientBoostingRegressor,
-    "sklearn.ensemble.ExtraTreesClassifier": ExtraTreesClassifier,
-    "sklearn.ensemble.ExtraTreesRegressor": ExtraTreesRegressor,
-    "sklearn.tree.DecisionTreeClassifier": DecisionTreeClassifier,
-    "sklearn.tree.DecisionTreeRegressor": DecisionTreeRegressor,
-    "sklearn.neighbors.KNeighborsClassifier": KNeighborsClassifier,
-    "sklearn.neighbors.KNeighborsRegressor": KNeighborsRegressor,
-    "sklearn.svm.SVC": SVC,
-    "sklearn.svm.SVR": SVR,
-    "sklearn.svm.LinearSVC": LinearSVC,
-    "sklearn.naive_bayes.GaussianNB": GaussianNB,
-}
+
+def _import(path: str) -> type[BaseEstimator]:
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise TypeError(f"{path} is not a scikit-learn estimator")
+    return cls
+
+
+# Exactly the API's allowlist: nothing else is ever imported from a name in a CR.
+ESTIMATOR_CLASSES: Mapping[str, type[BaseEstimator]] = MappingProxyType(
+    {path: _import(path) for path in ESTIMATORS}
+)
 
 
 def build_estimator(spec: EstimatorSpec, *, seed: int) -> tuple[BaseEstimator, dict[str, Any]]:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ctrain.api.contracts import CategoricalReference, NumericReference, Reference
 from ctrain.trainer.features import NUMERIC, to_matrix
 
 __all__ = ["BINS", "compute_reference"]
@@ -29,48 +29,46 @@ __all__ = ["BINS", "compute_reference"]
 BINS = 10
 
 
-def compute_reference(train: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, Any]:
+def compute_reference(train: pd.DataFrame, kinds: Mapping[str, str]) -> Reference:
     """The reference.json document for the training split."""
     matrix = to_matrix(train, kinds)
     rows = len(train)
-    features: dict[str, Any] = {}
+    features: dict[str, NumericReference | CategoricalReference] = {}
     for index, (name, kind) in enumerate(kinds.items()):
         column = matrix[:, index]
         if kind == NUMERIC:
             features[name] = _numeric(np.asarray(column, dtype=np.float64), rows)
         else:
             features[name] = _categorical(column, rows)
-    return {"rows": rows, "features": features}
+    return Reference(rows=rows, features=features)
 
 
-def _numeric(values: np.ndarray, rows: int) -> dict[str, Any]:
+def _numeric(values: np.ndarray, rows: int) -> NumericReference:
     present = values[~np.isnan(values)]
-    stats: dict[str, Any] = {"kind": "numeric", "edges": [], "frequencies": []}
-    stats["missing"] = _share(rows - len(present), rows)
+    missing = _share(rows - len(present), rows)
     if not len(present):
-        return stats
+        return NumericReference(missing=missing)
     edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, BINS + 1)))
     if len(edges) == 1:
-        stats.update(edges=[float(edges[0]), float(edges[0])], frequencies=[1.0])
-        return stats
+        constant = float(edges[0])
+        return NumericReference(edges=[constant, constant], frequencies=[1.0], missing=missing)
     # np.histogram's bins are [a, b) except the last, [a, b]: every training value counts.
     counts, _ = np.histogram(present, bins=edges)
-    stats.update(
+    return NumericReference(
         edges=[float(edge) for edge in edges],
         frequencies=[float(count) / len(present) for count in counts],
+        missing=missing,
     )
-    return stats
 
 
-def _categorical(values: np.ndarray, rows: int) -> dict[str, Any]:
+def _categorical(values: np.ndarray, rows: int) -> CategoricalReference:
     present = [value for value in values.tolist() if value is not None]
     counts = Counter(present)
     total = len(present)
-    return {
-        "kind": "categorical",
-        "frequencies": {str(value): count / total for value, count in counts.most_common()},
-        "missing": _share(rows - total, rows),
-    }
+    return CategoricalReference(
+        frequencies={str(value): count / total for value, count in counts.most_common()},
+        missing=_share(rows - total, rows),
+    )
 
 
 def _share(part: int, whole: int) -> float:

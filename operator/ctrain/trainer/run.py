@@ -24,7 +24,18 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain import __version__
 from ctrain.api import Metric, Reason, StorageSpec, Task, TrainingJobSpec
-from ctrain.registry import Registry, RegistryError, format_time
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time, storage_location
+from ctrain.api.contracts import (
+    DatasetRecord,
+    EstimatorRecord,
+    ModelMetadata,
+    Reference,
+    SplitRecord,
+    TrainingFailed,
+    TrainingSucceeded,
+)
+from ctrain.api.status import GateResult
+from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client
 from ctrain.trainer.compare import judge, score_champion
 from ctrain.trainer.data import load_dataset
@@ -45,9 +56,6 @@ from ctrain.trainer.validation import validate
 __all__ = ["TrainerContext", "parse_spec", "run", "train"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BUCKET = "models"
-DEFAULT_PREFIX = "ctrain"
 
 
 def _utcnow() -> datetime:
@@ -71,14 +79,15 @@ class TrainerContext:
     clock: Callable[[], datetime] = _utcnow
 
     def registry_location(self, storage: StorageSpec | None) -> tuple[str, str]:
-        bucket = self.bucket or (storage.bucket if storage else None) or self.default_bucket
-        prefix = self.prefix
-        if prefix is None:
-            prefix = storage.prefix if storage and storage.prefix is not None else None
-        return bucket, self.default_prefix if prefix is None else prefix
+        bucket, prefix = storage_location(
+            storage, default_bucket=self.default_bucket, default_prefix=self.default_prefix
+        )
+        return self.bucket or bucket, prefix if self.prefix is None else self.prefix
 
 
-def run(raw_spec: str | Mapping[str, Any], ctx: TrainerContext) -> tuple[int, dict[str, Any]]:
+def run(
+    raw_spec: str | Mapping[str, Any], ctx: TrainerContext
+) -> tuple[int, TrainingSucceeded | TrainingFailed]:
     """Run one training; return (exit code, termination payload). Never raises."""
     try:
         spec = parse_spec(raw_spec)
@@ -112,10 +121,10 @@ def parse_spec(raw_spec: str | Mapping[str, Any]) -> TrainingJobSpec:
         raise TrainerError(reason, f"invalid spec: {problems}") from exc
 
 
-def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
+def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
     """The run itself; raises TrainerError. Returns the success termination payload."""
     evaluation = spec.evaluation
-    metrics = spec.effective_metrics()
+    metrics, key = spec.effective_metrics(), spec.key_metric
     estimator, params = build_estimator(spec.estimator, seed=evaluation.seed)
     _check_metrics_supported(estimator, metrics, spec.estimator.type)
     try:
@@ -160,13 +169,14 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
             target=target,
             task=spec.task,
             metrics=metrics,
+            key_metric=key,
             classes=classes,
         )
     verdict = judge(
         scores,
         gates,
         baseline,
-        key_metric=metrics[0],
+        key_metric=key,
         min_improvement=evaluation.min_improvement,
         promote=spec.promote,
     )
@@ -174,50 +184,51 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> dict[str, Any]:
 
     model_bytes = skops.io.dumps(pipeline)
     reference = compute_reference(holdout.train, kinds)
-    metadata = {
-        "createdAt": format_time(ctx.clock()),
-        "task": spec.task.value,
-        "target": target,
-        "features": features,
-        "featureTypes": dict(kinds),
-        "classes": classes,
-        "estimator": {"type": spec.estimator.type, "params": params},
-        "primaryMetric": metrics[0].value,
-        "metrics": scores,
-        "gates": gates,
-        "baseline": None if baseline is None else baseline.to_json(),
-        "blessed": verdict.blessed,
-        "decision": verdict.decision,
-        "dataset": {"uri": dataset.uri, "fingerprint": dataset.fingerprint, "rows": dataset.rows},
-        "split": {
-            "testSize": evaluation.test_size,
-            "seed": evaluation.seed,
-            "stratified": holdout.stratified,
-            "trainRows": len(holdout.train),
-            "testRows": len(holdout.test),
-        },
-        "packageVersion": __version__,
-        "trainingJob": dict(ctx.training_job),
-    }
+    gate_results = [GateResult.parse(gate) for gate in gates]
+    baseline_result = None if baseline is None else baseline.to_result()
+    metadata = ModelMetadata(
+        created_at=format_time(ctx.clock()),
+        task=spec.task.value,
+        target=target,
+        features=features,
+        feature_types=dict(kinds),
+        classes=classes,
+        estimator=EstimatorRecord(type=spec.estimator.type, params=params),
+        primary_metric=key.value,
+        metrics=scores,
+        gates=gate_results,
+        baseline=baseline_result,
+        blessed=verdict.blessed,
+        decision=verdict.decision,
+        dataset=DatasetRecord(uri=dataset.uri, fingerprint=dataset.fingerprint, rows=dataset.rows),
+        split=SplitRecord(
+            test_size=evaluation.test_size,
+            seed=evaluation.seed,
+            stratified=holdout.stratified,
+            train_rows=len(holdout.train),
+            test_rows=len(holdout.test),
+        ),
+        package_version=__version__,
+        training_job=dict(ctx.training_job),
+    )
     version, promoted, decision = _register(
         s3_registry, spec, verdict.promote, verdict.decision, model_bytes, metadata, reference, ctx
     )
-    return {
-        "ok": True,
-        "model": spec.model,
-        "version": version,
-        "artifactUri": s3_registry.artifact_uri(spec.model, version),
-        "task": spec.task.value,
-        "metrics": scores,
-        "keyMetric": f"{metrics[0].value}={scores[metrics[0].value]:.4f}",
-        "baseline": metadata["baseline"],
-        "blessed": verdict.blessed,
-        "promoted": promoted,
-        "gates": gates,
-        "decision": decision,
-        "dataFingerprint": dataset.fingerprint,
-        "rows": dataset.rows,
-    }
+    return TrainingSucceeded(
+        model=spec.model,
+        version=version,
+        artifact_uri=s3_registry.artifact_uri(spec.model, version),
+        task=spec.task.value,
+        metrics=scores,
+        key_metric=f"{key.value}={scores[key.value]:.4f}",
+        baseline=baseline_result,
+        blessed=verdict.blessed,
+        promoted=promoted,
+        gates=gate_results,
+        decision=decision,
+        data_fingerprint=dataset.fingerprint,
+        rows=dataset.rows,
+    )
 
 
 def _register(
@@ -226,8 +237,8 @@ def _register(
     promote: bool,
     decision: str,
     model_bytes: bytes,
-    metadata: dict[str, Any],
-    reference: dict[str, Any],
+    metadata: ModelMetadata,
+    reference: Reference,
     ctx: TrainerContext,
 ) -> tuple[str, bool, str]:
     """Reserve, publish, and promote if asked; returns (version, promoted, decision)."""
@@ -241,8 +252,7 @@ def _register(
         if not promote:
             return version, False, decision
         # Another run may have promoted since the comparison; never overwrite it blindly.
-        baseline = metadata["baseline"]
-        compared_with = None if baseline is None else baseline["version"]
+        compared_with = None if metadata.baseline is None else metadata.baseline.version
         current = registry.champion(spec.model)
         if current != compared_with and spec.evaluation.baseline == "champion":
             return (

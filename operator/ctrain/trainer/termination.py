@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ctrain.api import Reason
+from ctrain.api.contracts import TrainingFailed
 
 __all__ = ["MAX_BYTES", "encode", "failure", "write"]
 
@@ -21,13 +23,13 @@ MAX_BYTES = 4096
 log = logging.getLogger(__name__)
 
 
-def failure(reason: Reason, message: str) -> dict[str, Any]:
-    """The payload of a failed run."""
-    return {"ok": False, "reason": reason.value, "message": message}
+def failure(reason: Reason, message: str) -> TrainingFailed:
+    """The result of a failed run."""
+    return TrainingFailed(reason=reason.value, message=message)
 
 
-def encode(payload: dict[str, Any], limit: int = MAX_BYTES) -> bytes:
-    """Compact JSON of ``payload``, shortened to at most ``limit`` bytes."""
+def encode(payload: Mapping[str, Any], limit: int = MAX_BYTES) -> bytes:
+    """Compact JSON of ``payload`` (a result's `to_wire()`), shortened to ``limit`` bytes."""
     data = _dump(payload)
     if len(data) <= limit:
         return data
@@ -52,7 +54,7 @@ def encode(payload: dict[str, Any], limit: int = MAX_BYTES) -> bytes:
     return data
 
 
-def write(path: Path, payload: dict[str, Any]) -> bool:
+def write(path: Path, payload: Mapping[str, Any]) -> bool:
     """Write the message; return False (and log why) if the file cannot be written."""
     try:
         path.write_bytes(encode(payload))
@@ -62,5 +64,5 @@ def write(path: Path, payload: dict[str, Any]) -> bool:
     return True
 
 
-def _dump(payload: dict[str, Any]) -> bytes:
+def _dump(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()

@@ -6,11 +6,15 @@ TrainingJob's status is final: it is never recomputed, so a Job removed by its T
 operator restart) loses nothing.
 """
 
-import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from ctrain.api import ConditionType, Reason, TrainingJobPhase
+from ctrain.api.contracts import TrainingFailed, TrainingSucceeded, parse_trainer_result
 from ctrain.controller.conditions import get_condition, set_condition
+
+__all__ = ["TERMINAL", "compute_status", "invalid_spec_status", "is_terminal"]
 
 TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 _VALIDATION_DID_NOT_RUN = {Reason.DATASET_NOT_FOUND, Reason.DATASET_UNREADABLE, Reason.INVALID_SPEC}
@@ -27,14 +31,14 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _summary(terminated: dict[str, Any] | None) -> dict[str, Any] | None:
+def _summary(terminated: dict[str, Any] | None) -> TrainingSucceeded | TrainingFailed | None:
+    """The trainer's result; None when there is none or it does not hold to the contract."""
     if not terminated or not terminated.get("message"):
         return None
     try:
-        summary = json.loads(terminated["message"])
-    except ValueError:
+        return parse_trainer_result(terminated["message"])
+    except ValidationError:
         return None
-    return summary if isinstance(summary, dict) and "ok" in summary else None
 
 
 def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -54,13 +58,6 @@ def _waiting_message(pods: list[dict[str, Any]]) -> str | None:
                     waiting.get("message") or ""
                 )
     return None
-
-
-def key_metric(metrics: dict[str, float]) -> str | None:
-    if not metrics:
-        return None
-    name, value = next(iter(metrics.items()))
-    return f"{name}={value:.4f}"
 
 
 def compute_status(
@@ -93,7 +90,7 @@ def compute_status(
     if job is not None and _job_condition(job, "Complete"):
         succeeded = [p for p in finished if p["status"]["phase"] == "Succeeded"]
         summary = _summary(_terminated(succeeded[-1])) if succeeded else None
-        if summary and summary.get("ok"):
+        if isinstance(summary, TrainingSucceeded):
             _succeeded(status, summary, cond)
         else:
             _failed(
@@ -106,12 +103,12 @@ def compute_status(
     elif job is not None and (failed := _job_condition(job, "Failed")):
         last = _terminated(finished[-1]) if finished else None
         summary = _summary(last)
-        if summary and not summary.get("ok"):
+        if isinstance(summary, TrainingFailed):
             _failed(
                 status,
                 cond,
-                summary.get("reason") or Reason.TRAINING_FAILED,
-                summary.get("message") or "training failed",
+                summary.reason or Reason.TRAINING_FAILED,
+                summary.message or "training failed",
             )
         elif failed.get("reason") == "DeadlineExceeded":
             _failed(
@@ -153,50 +150,49 @@ def compute_status(
     return status
 
 
-def _succeeded(status: dict[str, Any], summary: dict[str, Any], cond: Any) -> None:
-    metrics = summary.get("metrics") or {}
+def _succeeded(status: dict[str, Any], summary: TrainingSucceeded, cond: Any) -> None:
     status.update(
         {
             "phase": TrainingJobPhase.SUCCEEDED,
-            "modelVersion": str(summary.get("version")),
-            "artifactUri": summary.get("artifactUri"),
-            "task": summary.get("task"),
-            "metrics": metrics,
-            "keyMetric": key_metric(metrics),
-            "baseline": summary.get("baseline"),
-            "gates": summary.get("gates") or [],
-            "decision": summary.get("decision"),
-            "blessed": bool(summary.get("blessed")),
-            "promoted": bool(summary.get("promoted")),
-            "dataFingerprint": summary.get("dataFingerprint"),
-            "rows": summary.get("rows"),
+            "modelVersion": str(summary.version),
+            "artifactUri": summary.artifact_uri,
+            "task": summary.task,
+            "metrics": summary.metrics,
+            "keyMetric": summary.key_metric,
+            "baseline": summary.baseline and summary.baseline.to_wire(),
+            "gates": [gate.to_wire() for gate in summary.gates],
+            "decision": summary.decision,
+            "blessed": summary.blessed,
+            "promoted": summary.promoted,
+            "dataFingerprint": summary.data_fingerprint,
+            "rows": summary.rows,
         }
     )
     version = status["modelVersion"]
-    decision = summary.get("decision") or ""
-    status["message"] = f"model {summary.get('model')} version {version}: {decision}".rstrip(": ")
+    decision = summary.decision or ""
+    status["message"] = f"model {summary.model} version {version}: {decision}".rstrip(": ")
     cond(
         ConditionType.DATA_VALIDATED,
         True,
         Reason.DATA_VALID,
-        f"{summary.get('rows')} rows passed the expectations",
+        f"{summary.rows} rows passed the expectations",
     )
     cond(
         ConditionType.TRAINED,
         True,
         Reason.TRAINING_SUCCEEDED,
-        f"version {version} registered at {summary.get('artifactUri')} ({key_metric(metrics)})",
+        f"version {version} registered at {summary.artifact_uri} ({summary.key_metric})",
     )
-    if summary.get("blessed"):
-        reason = Reason.GATES_PASSED if summary.get("baseline") else Reason.NO_BASELINE
+    if summary.blessed:
+        reason = Reason.GATES_PASSED if summary.baseline else Reason.NO_BASELINE
     else:
-        gates_failed = any(not g.get("passed") for g in summary.get("gates") or [])
+        gates_failed = any(not gate.passed for gate in summary.gates)
         reason = Reason.GATES_FAILED if gates_failed else Reason.BASELINE_NOT_BEATEN
-    cond(ConditionType.BLESSED, bool(summary.get("blessed")), reason, decision)
+    cond(ConditionType.BLESSED, summary.blessed, reason, decision)
     cond(
         ConditionType.READY,
         True,
-        Reason.PROMOTED if summary.get("promoted") else Reason.NOT_PROMOTED,
+        Reason.PROMOTED if summary.promoted else Reason.NOT_PROMOTED,
         status["message"],
     )
 

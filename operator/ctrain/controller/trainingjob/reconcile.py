@@ -6,24 +6,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from ctrain.api import ConditionType, TrainingJob, TrainingJobSpec
+from ctrain.api.common import validation_message
 from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.kube import Kube
-from ctrain.controller.training_builders import TRAININGJOB_LABEL, build_job, job_name
-from ctrain.controller.training_status import compute_status, invalid_spec_status, is_terminal
+from ctrain.controller.trainingjob.builders import TRAININGJOB_LABEL, build_job, job_name
+from ctrain.controller.trainingjob.status import compute_status, invalid_spec_status, is_terminal
+
+__all__ = ["PLURAL", "reconcile"]
 
 log = logging.getLogger("ctrain.operator")
 PLURAL = TrainingJob.PLURAL
-
-
-def validation_message(error: ValidationError) -> str:
-    """`spec.dataset.uri: String should match pattern ...` for each problem, field first."""
-    parts = []
-    for problem in error.errors():
-        location = ".".join(str(part) for part in ("spec", *problem["loc"]))
-        parts.append(f"{location}: {problem['msg']}")
-    return "; ".join(parts)
 
 
 def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str) -> None:

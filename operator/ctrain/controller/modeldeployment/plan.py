@@ -19,8 +19,33 @@ import datetime
 from typing import Any
 
 from ctrain.api import ConditionType, ModelDeploymentPhase, ModelDeploymentSpec, Reason
+from ctrain.api.common import format_time
 from ctrain.controller.conditions import set_condition
-from ctrain.controller.serving_builders import canary_replicas, effective_weight
+
+__all__ = ["Observed", "Plan", "Track", "canary_replicas", "effective_weight", "plan"]
+
+
+def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) pod counts whose canary share is closest to `weight` percent.
+
+    The canary gets at least one pod and the stable track keeps at least `replicas`, and
+    at most twice that for the duration of the canary when that is what the weight needs.
+    """
+    best: tuple[float, int, int] | None = None
+    base = max(replicas, 1)
+    for canary in range(1, base + 1):
+        for stable in range(base, 2 * base + 1):
+            error = abs(canary / (stable + canary) - weight / 100)
+            candidate = (round(error, 6), stable + canary, canary)
+            if best is None or candidate < best:
+                best = candidate
+    assert best is not None
+    _, total, canary = best
+    return total - canary, canary
+
+
+def effective_weight(stable: int, canary: int) -> int:
+    return round(100 * canary / (stable + canary)) if stable + canary else 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +82,10 @@ class Plan:
     )  # reason, msg, warn
 
 
-def _stamp(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _elapsed(since: str | None, now: datetime.datetime) -> float:
     if not since:
         return 0.0
-    start = datetime.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    start = datetime.datetime.fromisoformat(since)  # written by format_time: aware, UTC
     return (now - start).total_seconds()
 
 
@@ -90,7 +111,7 @@ def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generat
 
     if seen.stable is None:
         result.stable = (target, spec.replicas)
-        status["rolloutStartTime"] = _stamp(now)
+        status["rolloutStartTime"] = format_time(now)
         event(Reason.ROLLING_OUT, f"deploying version {target}")
         _summarise(result, spec, seen, message=f"deploying version {target}")
         return result
@@ -104,7 +125,7 @@ def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generat
         result.stable = (target, spec.replicas)
         if current and current != target:
             status["previousVersion"] = current
-        status["rolloutStartTime"] = _stamp(now)
+        status["rolloutStartTime"] = format_time(now)
         event(Reason.ROLLING_OUT, f"rolling out version {target} (serving {current or 'none'})")
         _summarise(result, spec, seen, message=f"rolling out version {target}")
         return result
@@ -122,7 +143,7 @@ def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generat
         if previous and previous != target:
             status["rolledBackVersion"] = target
             result.stable = (previous, spec.replicas)
-            status["rolloutStartTime"] = _stamp(now)
+            status["rolloutStartTime"] = format_time(now)
             event(
                 Reason.ROLLED_BACK,
                 f"version {target} did not become ready within "
@@ -146,7 +167,7 @@ def _canary(
     result.stable = (current, stable_pods)
     result.canary = (target, canary_pods)
     if status.get("canaryVersion") != target:
-        status.update(canaryVersion=target, rolloutStartTime=_stamp(now))
+        status.update(canaryVersion=target, rolloutStartTime=format_time(now))
         status.pop("canaryStartTime", None)
         event(
             Reason.CANARY_IN_PROGRESS,
@@ -171,7 +192,7 @@ def _canary(
         _summarise(result, spec, seen, message=f"waiting for the canary of version {target}")
         return
     if not status.get("canaryStartTime"):
-        status["canaryStartTime"] = _stamp(now)
+        status["canaryStartTime"] = format_time(now)
     rate = seen.canary_errors / seen.canary_requests if seen.canary_requests else 0.0
     if rate > settings.max_error_rate:
         _abort(

@@ -12,17 +12,32 @@ from typing import Any
 
 from ctrain.api import ModelDeploymentSpec
 from ctrain.controller.config import OperatorConfig
+from ctrain.controller.names import child_name
 from ctrain.controller.podspec import (
     CONTAINER_SECURITY_CONTEXT,
     MANAGED_BY,
     POD_SECURITY_CONTEXT,
     SCRATCH_DIR,
-    child_name,
     owner_reference,
     scratch_volume,
     storage_env,
     storage_settings,
 )
+
+__all__ = [
+    "DEPLOYMENT_LABEL",
+    "HTTP_PORT",
+    "PRESTOP_SECONDS",
+    "SPEC_HASH",
+    "TRACK_LABEL",
+    "VERSION_LABEL",
+    "build_deployment",
+    "build_service",
+    "deployment_name",
+    "endpoint",
+    "selector",
+    "service_name",
+]
 
 DEPLOYMENT_LABEL = "ctrain.dev/modeldeployment"
 VERSION_LABEL = "ctrain.dev/model-version"
@@ -46,29 +61,6 @@ def selector(md_name: str) -> dict[str, str]:
 
 def endpoint(md_name: str, namespace: str, model: str) -> str:
     return f"http://{service_name(md_name)}.{namespace}.svc.cluster.local/v2/models/{model}"
-
-
-def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
-    """(stable, canary) pod counts whose canary share is closest to `weight` percent.
-
-    The canary gets at least one pod and the stable track keeps at least `replicas`, and
-    at most twice that for the duration of the canary when that is what the weight needs.
-    """
-    best: tuple[float, int, int] | None = None
-    base = max(replicas, 1)
-    for canary in range(1, base + 1):
-        for stable in range(base, 2 * base + 1):
-            error = abs(canary / (stable + canary) - weight / 100)
-            candidate = (round(error, 6), stable + canary, canary)
-            if best is None or candidate < best:
-                best = candidate
-    assert best is not None
-    _, total, canary = best
-    return total - canary, canary
-
-
-def effective_weight(stable: int, canary: int) -> int:
-    return round(100 * canary / (stable + canary)) if stable + canary else 0
 
 
 def build_service(body: Any, spec: ModelDeploymentSpec) -> dict[str, Any]:

@@ -5,17 +5,19 @@ from typing import Any
 
 from ctrain.api import TrainingJobSpec
 from ctrain.controller.config import OperatorConfig
+from ctrain.controller.names import child_name
 from ctrain.controller.podspec import (
     CONTAINER_SECURITY_CONTEXT,
     MANAGED_BY,
     POD_SECURITY_CONTEXT,
     SCRATCH_DIR,
-    child_name,
     owner_reference,
     scratch_volume,
     storage_env,
     storage_settings,
 )
+
+__all__ = ["MODEL_LABEL", "TRAININGJOB_LABEL", "build_job", "job_name", "trainer_spec"]
 
 TRAININGJOB_LABEL = "ctrain.dev/trainingjob"
 MODEL_LABEL = "ctrain.dev/model"

@@ -2,7 +2,7 @@
 
 One pass reads the loop, its runs (TrainingJobs), the dataset's identity (when a poll is
 due), the drift of the named ModelDeployment and the champion in the registry; `decide`
-(pure, `triggers.py`) says what to do; this module does it and writes status. A new run
+(pure, `triggers`) says what to do; this module does it and writes status. A new run
 is first recorded in status (`activeRun`, Running=True reason Triggered) and only then
 created, so a crash in between recreates that same run on the next pass. Events are
 posted on transitions only: a trigger, a skip, a replacement, a run's outcome, a champion
@@ -31,13 +31,11 @@ from ctrain.api import (
     Reason,
     TrainingJob,
 )
-from ctrain.controller import continuous_builders as build
+from ctrain.api.common import format_time, validation_message
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.kube import Kube
-from ctrain.controller.podspec import storage_settings
-from ctrain.controller.trainingjob import validation_message
-from ctrain.controller.triggers import (
+from ctrain.controller.continuoustraining import builders as build
+from ctrain.controller.continuoustraining.triggers import (
     TRIGGER_ANNOTATION,
     Action,
     InvalidTrigger,
@@ -45,11 +43,26 @@ from ctrain.controller.triggers import (
     Observations,
     decide,
     fingerprint,
-    format_time,
     poll_due,
 )
+from ctrain.controller.kube import Kube
+from ctrain.controller.names import label_value
+from ctrain.controller.podspec import storage_settings
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import S3Client, make_s3_client, parse_s3_uri
+
+__all__ = [
+    "CHAMPION_CHANGED",
+    "MODELDEPLOYMENTS",
+    "PLURAL",
+    "RESUMED",
+    "RUNS",
+    "RUN_DELETED",
+    "RUN_REPLACED",
+    "LoopMemory",
+    "Seen",
+    "reconcile",
+]
 
 log = logging.getLogger("ctrain.operator")
 PLURAL = ContinuousTraining.PLURAL
@@ -153,7 +166,7 @@ class _Pass:
         self.runs: list[build.Run] = []
 
     def run(self) -> None:
-        selector = f"{build.CONTINUOUS_LABEL}={build.label_value(self.name)}"
+        selector = f"{build.CONTINUOUS_LABEL}={label_value(self.name)}"
         bodies = self.kube.list_custom(RUNS, self.ns, label_selector=selector)
         self.runs = build.owned_runs(bodies, self.uid)
         tracking = build.track(self.old, self.runs)
@@ -316,7 +329,7 @@ class _Pass:
             version = registry.champion(model)
             if version is None:
                 return Seen(self.now, model, None)
-            metrics = registry.metadata(model, version).get("metrics") or {}
+            metrics = registry.metadata(model, version).metrics
         except (RegistryError, ClientError, BotoCoreError) as error:
             problem = build.Problem(Reason.STORAGE_ERROR, f"model registry: {error}")
             return Seen(self.now, model, None, problem)

@@ -6,6 +6,14 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ctrain.api.common import ApiModel, Int32, StorageSpec, model_name_field, resources_field
 
+__all__ = [
+    "CanarySpec",
+    "DriftMonitoringSpec",
+    "ModelDeploymentSpec",
+    "MonitoringSpec",
+    "StrategySpec",
+]
+
 
 class CanarySpec(ApiModel):
     """How a new version is tried on part of the traffic before it takes all of it."""

@@ -30,6 +30,7 @@ from typing import Any
 from croniter import croniter
 
 from ctrain.api import ContinuousTrainingSpec, ContinuousTrainingStatus, TriggerReason
+from ctrain.api.common import format_time
 
 TRIGGER_ANNOTATION = "ctrain.dev/trigger"
 
@@ -44,7 +45,6 @@ __all__ = [
     "decide",
     "drift_fired",
     "fingerprint",
-    "format_time",
     "latest_slot",
     "manual_fired",
     "next_slot",
@@ -135,11 +135,6 @@ class ObjectIdentity:
         if self.version_id and self.version_id != "null":
             return "version:" + self.version_id
         return f"size:{self.size}@{self.last_modified}"
-
-
-def format_time(moment: datetime) -> str:
-    """metav1.Time: RFC 3339 in UTC, whole seconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fingerprint(objects: Sequence[ObjectIdentity], *, prefix: bool = False) -> str | None:

@@ -12,11 +12,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ctrain.api import ConditionType, ModelDeployment, ModelDeploymentSpec, Reason
-from ctrain.controller import metrics, serving_probe
+from ctrain.api.common import validation_message
+from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions, set_condition
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.kube import Kube
-from ctrain.controller.serving_builders import (
+from ctrain.controller.modeldeployment import probe
+from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
     HTTP_PORT,
     SPEC_HASH,
@@ -28,10 +30,12 @@ from ctrain.controller.serving_builders import (
     endpoint,
     selector,
 )
-from ctrain.controller.serving_plan import Observed, Track, plan
-from ctrain.controller.trainingjob import validation_message
+from ctrain.controller.modeldeployment.plan import Observed, Track, plan
+from ctrain.controller.podspec import storage_settings
 from ctrain.registry import Registry, RegistryError
 from ctrain.storage import make_s3_client
+
+__all__ = ["PLURAL", "reconcile", "resolve"]
 
 log = logging.getLogger("ctrain.operator")
 PLURAL = ModelDeployment.PLURAL
@@ -66,8 +70,6 @@ def _track(deployment: dict[str, Any] | None) -> Track | None:
 
 
 def _registry(spec: ModelDeploymentSpec, config: OperatorConfig) -> Registry:
-    from ctrain.controller.podspec import storage_settings
-
     storage = storage_settings(spec.storage, config)
     client = make_s3_client(endpoint_url=storage["endpoint"], region_name=storage["region"])
     return Registry(client, storage["bucket"], storage["prefix"])
@@ -130,9 +132,7 @@ def _reconcile_locked(kube: Kube, config: OperatorConfig, body: dict[str, Any]) 
     )["items"]
     if canary is not None:
         canary_pods = [p for p in pods if p["metadata"]["labels"].get(TRACK_LABEL) == "canary"]
-        requests, errors = serving_probe.canary_counts(
-            serving_probe.ready_pod_ips(canary_pods), HTTP_PORT
-        )
+        requests, errors = probe.canary_counts(probe.ready_pod_ips(canary_pods), HTTP_PORT)
     seen = Observed(desired, resolve_error, _track(stable), _track(canary), requests, errors)
     result = plan(spec, old, seen, generation)
     if result.stable is not None:
@@ -195,10 +195,10 @@ def _check_drift(
     _last_drift_check[uid] = now
     current = status.get("currentVersion")
     serving = [p for p in pods if p["metadata"]["labels"].get(VERSION_LABEL) == current]
-    reports = serving_probe.drift_reports(serving_probe.ready_pod_ips(serving), HTTP_PORT)
+    reports = probe.drift_reports(probe.ready_pod_ips(serving), HTTP_PORT)
     if not reports:
         return
-    combined = serving_probe.combine_drift(reports, drift.threshold, drift.min_samples)
+    combined = probe.combine_drift(reports, drift.threshold, drift.min_samples)
     status["drift"] = combined
     generation = status.get("observedGeneration")
     samples, score = combined["samples"], combined["score"]

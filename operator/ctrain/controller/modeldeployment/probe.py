@@ -4,12 +4,27 @@ The operator asks each ready pod directly at its IP (`/metrics`, `/drift`), as P
 would scrape it, so canary decisions need no monitoring stack.
 """
 
-import datetime
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
+from ctrain.api.common import format_time
+from ctrain.api.contracts import DriftReport
+
+__all__ = [
+    "INFER_ROUTE",
+    "TIMEOUT",
+    "canary_counts",
+    "combine_drift",
+    "drift_reports",
+    "ready_pod_ips",
+    "request_counts",
+]
 
 log = logging.getLogger("ctrain.operator")
 TIMEOUT = httpx.Timeout(3.0)
@@ -61,19 +76,17 @@ def canary_counts(ips: list[str], port: int) -> tuple[int, int]:
 
 
 def combine_drift(
-    reports: list[dict[str, Any]], threshold: float, min_samples: int
+    reports: Sequence[DriftReport], threshold: float, min_samples: int
 ) -> dict[str, Any]:
     """One drift status from every pod's /drift: sample-weighted scores, summed samples."""
-    samples = sum(int(r.get("samples") or 0) for r in reports)
-    scored = [r for r in reports if r.get("score") is not None and r.get("samples")]
-    weight = sum(int(r["samples"]) for r in scored)
-    score = sum(float(r["score"]) * int(r["samples"]) for r in scored) / weight if weight else None
+    samples = sum(r.samples for r in reports)
+    scored = [(r, r.score) for r in reports if r.score is not None and r.samples]
+    weight = sum(r.samples for r, _ in scored)
+    score = sum(value * r.samples for r, value in scored) / weight if weight else None
     features: dict[str, float] = {}
-    for name in sorted({n for r in scored for n in (r.get("features") or {})}):
+    for name in sorted({n for r, _ in scored for n in r.features}):
         values = [
-            (float(r["features"][name]), int(r["samples"]))
-            for r in scored
-            if r.get("features", {}).get(name) is not None
+            (value, r.samples) for r, _ in scored if (value := r.features.get(name)) is not None
         ]
         total = sum(n for _, n in values)
         if total:
@@ -83,18 +96,18 @@ def combine_drift(
         "detected": bool(score is not None and samples >= min_samples and score > threshold),
         "samples": samples,
         "features": features,
-        "checkedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "checkedAt": format_time(datetime.now(UTC)),
     }
 
 
-def drift_reports(ips: list[str], port: int) -> list[dict[str, Any]]:
+def drift_reports(ips: list[str], port: int) -> list[DriftReport]:
     reports = []
     with httpx.Client(timeout=TIMEOUT) as client:
         for ip in ips:
             try:
                 response = client.get(f"http://{ip}:{port}/drift")
                 response.raise_for_status()
-                reports.append(response.json())
-            except (httpx.HTTPError, ValueError) as error:
+                reports.append(DriftReport.parse_json(response.content))
+            except (httpx.HTTPError, ValidationError) as error:
                 log.info("serving pod %s: drift unavailable (%s)", ip, error)
     return reports

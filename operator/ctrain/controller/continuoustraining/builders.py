@@ -3,18 +3,38 @@
 A run is a TrainingJob the loop owns (ownerReference with `controller: true`, label
 `ctrain.dev/continuoustraining`). Its name comes from the trigger time and is written to
 `status.activeRun` BEFORE the TrainingJob is created, so a restart in between creates
-that same run instead of a second one. Nothing here does I/O; `continuous.py` applies it.
+that same run instead of a second one. Nothing here does I/O; `reconcile` applies it.
 """
 
 import dataclasses
-import hashlib
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from ctrain.api import ConditionType, ContinuousTrainingPhase, Reason, TrainingJobPhase
 from ctrain.controller.conditions import get_condition, set_condition
-from ctrain.controller.podspec import MANAGED_BY, child_name, owner_reference
+from ctrain.controller.names import child_name, label_value
+from ctrain.controller.podspec import MANAGED_BY, owner_reference
+
+__all__ = [
+    "CONTINUOUS_LABEL",
+    "MESSAGE_ANNOTATION",
+    "PROBLEM_REASONS",
+    "REASON_LABEL",
+    "TRIGGERED_AT_ANNOTATION",
+    "Problem",
+    "Run",
+    "Tracking",
+    "build_run",
+    "copied",
+    "last_outcome",
+    "outcome",
+    "owned_runs",
+    "run_name",
+    "runs_to_prune",
+    "summarize",
+    "track",
+]
 
 CONTINUOUS_LABEL = "ctrain.dev/continuoustraining"
 REASON_LABEL = "ctrain.dev/trigger-reason"
@@ -32,14 +52,6 @@ PROBLEM_REASONS = frozenset(
         Reason.DATASET_UNREADABLE,
     }
 )
-
-
-def label_value(name: str) -> str:
-    """`name` as a label value (at most 63 characters: long names are shortened with a hash)."""
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[:54].rstrip('-.')}-{digest}"
 
 
 def run_name(loop: str, at: datetime, taken: Collection[str]) -> str:

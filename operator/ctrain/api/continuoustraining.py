@@ -7,7 +7,15 @@ from croniter import croniter
 from pydantic import Field, field_validator
 
 from ctrain.api.common import DNS1123_SUBDOMAIN, ApiModel, Int32, TemplateMetadata
-from ctrain.api.training import TrainingJobSpec
+from ctrain.api.trainingjob import TrainingJobSpec
+
+__all__ = [
+    "ContinuousTrainingSpec",
+    "OnDriftTrigger",
+    "OnNewDataTrigger",
+    "TrainingJobTemplate",
+    "TriggersSpec",
+]
 
 
 class TrainingJobTemplate(ApiModel):

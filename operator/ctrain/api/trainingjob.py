@@ -18,6 +18,18 @@ from ctrain.api.common import (
     resources_field,
 )
 
+__all__ = [
+    "BUILTIN_TARGET",
+    "DATASET_URI",
+    "ColumnExpectation",
+    "DatasetSpec",
+    "EstimatorSpec",
+    "EvaluationSpec",
+    "Expectations",
+    "Gate",
+    "TrainingJobSpec",
+]
+
 DATASET_URI = r"^(s3://[^/]+/.+|builtin://(iris|wine|breast_cancer|diabetes))$"
 BUILTIN_TARGET = "target"  # the column name scikit-learn gives a toy set's target
 _ESTIMATOR_ENUM: list[JsonValue] = [*sorted(ESTIMATORS)]

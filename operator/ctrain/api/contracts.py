@@ -1,0 +1,268 @@
+"""The JSON documents ctrain's processes hand each other, one model per document.
+
+Besides the CRDs, four documents cross process boundaries (docs/contracts.md); each is
+written and read through the model here, so producer and consumer cannot drift apart:
+
+- `TrainerResult` (`TrainingSucceeded` or `TrainingFailed`): the trainer's termination
+  message, read by the operator from the pod status;
+- `ModelMetadata`: a registry version's metadata.json, written by the trainer through the
+  registry, read by the server, the operator, the trainer (the champion) and `ctrain models`;
+- `Reference`: a version's reference.json, the training-data statistics the server
+  measures drift against;
+- `DriftReport`: the server's `GET /drift`, read by the operator's probe.
+
+The wire is camelCase, like the CRDs. Reading is tolerant, for forward compatibility:
+fields a newer producer adds are ignored (metadata.json keeps them, so `ctrain models
+show` prints them). Writing is strict: a producer constructs the model, so every field is
+type-checked and nothing undeclared is written (the registry refuses undeclared fields in
+metadata.json). Fields marked "omitted when unset" are left out of the JSON, not null.
+"""
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.alias_generators import to_camel
+
+from ctrain.api.common import Time
+from ctrain.api.status import GateResult
+
+__all__ = [
+    "BaselineResult",
+    "CategoricalReference",
+    "Contract",
+    "DatasetRecord",
+    "DriftReport",
+    "EstimatorRecord",
+    "ModelMetadata",
+    "NumericReference",
+    "Reference",
+    "SplitRecord",
+    "TrainerResult",
+    "TrainingFailed",
+    "TrainingSucceeded",
+    "parse_trainer_result",
+]
+
+
+def _unset(value: object) -> bool:
+    return value is None
+
+
+class Contract(BaseModel):
+    """Base of the process contracts: camelCase JSON, tolerant of fields it does not know."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Self:
+        """Validate a decoded JSON object into this model."""
+        return cls.model_validate(dict(data))
+
+    @classmethod
+    def parse_json(cls, data: str | bytes) -> Self:
+        """Validate a JSON document (bytes from S3, a pod status, an HTTP body)."""
+        return cls.model_validate_json(data)
+
+    def to_wire(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """The JSON-ready camelCase dict, as the document is written (`exclude_none`: only
+        the fields that have a value, for readers that treat absent and null alike)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
+
+
+# --- the trainer's termination message -----------------------------------------------------
+
+
+class BaselineResult(Contract):
+    """The champion a candidate was compared with, scored on the candidate's holdout."""
+
+    version: str = Field(description="The champion's version.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Its scores.")
+    comparable: bool | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="False when it could not be compared (omitted when unset: comparable).",
+    )
+    note: str | None = Field(default=None, exclude_if=_unset, description="Why not comparable.")
+
+
+class TrainingSucceeded(Contract):
+    """A finished run: the version it registered and how it was judged.
+
+    Every field but `ok` has a default so that a message the trainer had to shorten to fit
+    the kubelet's 4096 bytes (see `ctrain.trainer.termination`) still reads as a success.
+    """
+
+    ok: Literal[True] = True
+    model: str | None = Field(default=None, description="Registry name of the model.")
+    version: str | None = Field(default=None, description="The version registered.")
+    artifact_uri: str | None = Field(default=None, description="s3:// URI of the version.")
+    task: str | None = Field(default=None, description="classification or regression.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Holdout scores.")
+    key_metric: str | None = Field(
+        default=None, description="The key metric and its value, e.g. accuracy=0.9700."
+    )
+    baseline: BaselineResult | None = Field(
+        default=None, description="The champion compared with; null when there was none."
+    )
+    blessed: bool = Field(default=False, description="Passed every gate, beat the baseline.")
+    promoted: bool = Field(default=False, description="The champion alias moved to it.")
+    gates: list[GateResult] = Field(default_factory=list, description="Each gate's outcome.")
+    gates_passed: bool | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Instead of `gates` in a shortened message (omitted when unset).",
+    )
+    decision: str | None = Field(default=None, description="Why it was (not) promoted.")
+    data_fingerprint: str | None = Field(default=None, description="sha256 of the data.")
+    rows: int | None = Field(default=None, description="Rows in the dataset.")
+    message: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Only in a message shortened to its minimum (omitted when unset).",
+    )
+
+
+class TrainingFailed(Contract):
+    """A failed run: a reason from docs/contracts.md and a human-readable message."""
+
+    ok: Literal[False] = False
+    reason: str = Field(description="CamelCase reason, e.g. DataValidationFailed.")
+    message: str = Field(description="What went wrong.")
+
+
+TrainerResult = Annotated[TrainingSucceeded | TrainingFailed, Field(discriminator="ok")]
+_TRAINER_RESULT: TypeAdapter[TrainingSucceeded | TrainingFailed] = TypeAdapter(TrainerResult)
+
+
+def parse_trainer_result(data: str | bytes) -> TrainingSucceeded | TrainingFailed:
+    """The termination message as a model; raises pydantic.ValidationError if it is not one."""
+    return _TRAINER_RESULT.validate_json(data)
+
+
+# --- metadata.json ------------------------------------------------------------------------
+
+
+class EstimatorRecord(Contract):
+    """The fitted estimator: its allowlisted type and effective parameters."""
+
+    type: str = Field(description="Import path, e.g. sklearn.linear_model.LogisticRegression.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
+
+
+class DatasetRecord(Contract):
+    """The data a version was trained on."""
+
+    uri: str = Field(description="s3:// or builtin:// URI.")
+    fingerprint: str = Field(description="sha256 of the data, e.g. sha256:ab12...")
+    rows: int = Field(description="Rows read.")
+
+
+class SplitRecord(Contract):
+    """How the data was split into training and holdout rows."""
+
+    test_size: float = Field(description="Fraction held out.")
+    seed: int = Field(description="Random seed of the split.")
+    stratified: bool = Field(description="Whether the split kept the class proportions.")
+    train_rows: int = Field(description="Rows fitted on.")
+    test_rows: int = Field(description="Rows held out.")
+
+
+class ModelMetadata(Contract):
+    """metadata.json of a registry version; its presence makes the version visible.
+
+    The registry sets `model`, `version`, `modelFile`, `modelSha256` and, when unset,
+    `createdAt`; the trainer sets the rest. Unknown fields are kept (a newer trainer's), so
+    a document read and printed loses nothing; the registry never writes them.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, description="Registry name of the model.")
+    version: str | None = Field(default=None, description='Version number, e.g. "3".')
+    created_at: str | None = Field(default=None, description="RFC 3339 time, UTC.")
+    task: str | None = Field(default=None, description="classification or regression.")
+    target: str | None = Field(default=None, description="The predicted column.")
+    features: list[str] | None = Field(default=None, description="Model inputs, in order.")
+    feature_types: dict[str, str] | None = Field(
+        default=None, description="numeric or categorical, per feature."
+    )
+    classes: list[Any] | None = Field(
+        default=None, description="Class labels (classification); null for regression."
+    )
+    estimator: EstimatorRecord | None = Field(default=None, description="What was fitted.")
+    primary_metric: str | None = Field(default=None, description="The key metric's name.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Holdout scores.")
+    gates: list[GateResult] = Field(default_factory=list, description="Each gate's outcome.")
+    baseline: BaselineResult | None = Field(default=None, description="The champion compared.")
+    blessed: bool | None = Field(default=None, description="Passed gates and baseline.")
+    decision: str | None = Field(default=None, description="Why it was (not) promoted.")
+    dataset: DatasetRecord | None = Field(default=None, description="The training data.")
+    split: SplitRecord | None = Field(default=None, description="The holdout split.")
+    package_version: str | None = Field(default=None, description="ctrain's version.")
+    training_job: dict[str, str] = Field(
+        default_factory=dict, description="name, namespace and uid of the TrainingJob."
+    )
+    model_file: str | None = Field(default=None, description="model.skops")
+    model_sha256: str | None = Field(default=None, description="hex sha256 of model_file.")
+    rejected: bool | str | dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Set when the version failed in production: true, a reason, or an "
+        "object with a `reason` (omitted when unset; `ctrain.report.history` reads it).",
+    )
+
+
+# --- reference.json -----------------------------------------------------------------------
+
+
+class NumericReference(Contract):
+    """A numeric feature: quantile bins of the training values."""
+
+    kind: Literal["numeric"] = "numeric"
+    edges: list[float] = Field(
+        default_factory=list, description="Bin edges: first = min, last = max."
+    )
+    frequencies: list[float] = Field(
+        default_factory=list, description="Share of the present values per bin."
+    )
+    missing: float = Field(default=0.0, description="Share of rows without a value.")
+
+
+class CategoricalReference(Contract):
+    """A categorical feature: the share of each value."""
+
+    kind: Literal["categorical"] = "categorical"
+    frequencies: dict[str, float] = Field(
+        default_factory=dict, description="Share of the present values per category."
+    )
+    missing: float = Field(default=0.0, description="Share of rows without a value.")
+
+
+FeatureReference = Annotated[NumericReference | CategoricalReference, Field(discriminator="kind")]
+
+
+class Reference(Contract):
+    """reference.json: statistics of a version's training split, for drift."""
+
+    rows: int = Field(description="Rows of the training split.")
+    features: dict[str, FeatureReference] = Field(
+        default_factory=dict, description="Statistics per feature."
+    )
+
+
+# --- GET /drift ---------------------------------------------------------------------------
+
+
+class DriftReport(Contract):
+    """What one serving pod has seen compared with reference.json (`GET /drift`)."""
+
+    model: str = Field(description="The served model.")
+    version: str = Field(description="The served version.")
+    samples: int = Field(description="Rows in the drift window.")
+    score: float | None = Field(description="Mean PSI over the features; null before any row.")
+    features: dict[str, float | None] = Field(
+        default_factory=dict, description="PSI per monitored feature."
+    )
+    reference: str | None = Field(description="Where reference.json was read from.")
+    computed_at: Time = Field(description="When the report was computed.")

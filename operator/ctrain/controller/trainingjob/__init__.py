@@ -1,0 +1,1 @@
+"""The TrainingJob controller: `reconcile` (I/O) over `builders` (the Job) and `status` (pure)."""
