@@ -159,13 +159,13 @@ def write_model_dir(
 
 
 @contextmanager
-def running_server(app: ServingApp) -> Iterator[str]:
+def running_server(app: ServingApp, **config: Any) -> Iterator[str]:
     """Serve `app` as `ctrain serve` does, on 127.0.0.1:<free port>, in a thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, limits=app.limits))
+    server = uvicorn.Server(uvicorn_config(app, limits=app.limits, **config))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     try:

@@ -9,6 +9,7 @@ chunked bodies, a client that leaves before its answer.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -144,3 +145,15 @@ def test_direct_requests_are_counted_in_the_metrics(
     metrics = httpx.get(f"http://{address[0]}:{address[1]}/metrics").text
     assert app.metrics.requests.value("infer", "200") == before + 3
     assert 'ctrain_serving_request_duration_seconds_count{route="infer"}' in metrics
+
+
+def test_with_an_access_log_every_request_takes_the_asgi_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn writes access lines in its ASGI cycle: no /infer may bypass it then."""
+    model, metadata, reference, _ = iris_classifier()
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    with running_server(make_app(model, metadata, reference), access_log=True) as where:
+        host, port = where.split(":")
+        assert _exchange((host, int(port)), _request()).startswith(b"HTTP/1.1 200 OK")
+    assert '"POST /v2/models/iris/infer HTTP/1.1" 200' in caplog.text

@@ -15,6 +15,8 @@ The pieces, each in its own module:
 - `metrics`: Prometheus metrics;
 - `app`: the ASGI app tying them together;
 - `protocol`, `server`: uvicorn with header/body timeouts and a header size bound;
+- `direct`: POST /infer answered from the protocol, without an ASGI cycle;
+- `workers`: `--workers N` processes on one port, answering as one pod;
 - `settings`: the options of `ctrain serve` and the app built from them;
 - `logs`: text or JSON log lines.
 """

@@ -68,7 +68,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False  # a request has begun and its headers are not complete
         self._in_body = False  # its headers are complete and its body is not
         app = self.app
-        self._app = app if isinstance(app, ServingApp) else None  # direct /infer if set
+        # Direct /infer answers when set; an access log (uvicorn writes it in its ASGI
+        # cycle) keeps every request on the ASGI path.
+        self._app = app if isinstance(app, ServingApp) and not self.access_log else None
         self._direct: DirectRequest | None = None
         self._idle_since: float | None = None  # loop time the connection became idle
         self._idle_timer: asyncio.TimerHandle | None = None
