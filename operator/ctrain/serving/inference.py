@@ -36,6 +36,7 @@ from ctrain.serving.batching import MicroBatcher, classify
 from ctrain.serving.codec import BINARY_HEADER, InferRequest
 from ctrain.serving.errors import (
     InvalidRequest,
+    ModelNotReady,
     Overloaded,
     PayloadTooLarge,
     PredictionFailed,
@@ -227,8 +228,8 @@ class Inference:
             return Predicted(request, values, _encode(model, request, values)), sampled
 
         def finished(future: asyncio.Future[tuple[Predicted, bool]]) -> None:
-            if future.cancelled():
-                done(None, ServingError("the server is shutting down"))
+            if future.cancelled():  # the executor was shut down with the server
+                done(None, ModelNotReady("the server is shutting down"))
                 return
             error = future.exception()
             if error is not None:
