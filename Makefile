@@ -56,6 +56,10 @@ test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests u
 test-integration: binaries ## Integration tests against the local sandbox.
 	$(BIN)/pytest tests/integration
 
+.PHONY: reliability
+reliability: $(STAMP) ## The reliability suites: hostile inputs, crashes at the worst moment (prints tables).
+	$(BIN)/pytest -m reliability -s tests/reliability
+
 .PHONY: demo
 demo: binaries ## The whole story in the local sandbox: train, serve, retrain, promote.
 	$(BIN)/python examples/demo.py

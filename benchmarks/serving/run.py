@@ -1,145 +1,78 @@
-"""Serving benchmark: `ctrain serve` against MLServer, same model, same load.
+"""Serving benchmark: `ctrain serve` against the HTTP ceiling and MLServer, one command.
 
 Steps (everything it starts is stopped by pid, and every wait has a deadline):
-1. fit one scikit-learn model once: StandardScaler + LogisticRegression on a
-   20-feature, 3-class synthetic set;
-2. write it for ctrain (model.skops + metadata.json + reference.json, served with
-   `ctrain serve --model-dir`) and for MLServer (model.joblib + model-settings.json,
-   mlserver-sklearn 1.7.1, from benchmarks/.venv-mlserver: see setup-mlserver.sh);
-3. for each server in turn: start it, wait until ready, check that its answers match
-   the model's own predictions, then for each payload (1 row, 32 rows) run loadgen.py
-   (warm-up, then a fixed duration, same concurrency), then stop it;
-4. print a table (server, payload, req/s, p50, p99, errors) and the ctrain/MLServer
-   ratios; `--json` also writes the raw results.
+1. fit one scikit-learn model and write it for every server (`servers.py`);
+2. write the request bodies (1 row, 32 rows; `outputs: predict` so every server does
+   the same work) and what ctrain answers to them, which the ceiling answers verbatim;
+3. for each round, for each server: start it, wait until ready, check its answers,
+   run `loadgen.py` for each payload (warm-up, then a fixed duration, concurrency 32),
+   stop it;
+4. print the medians over the rounds, and the ratios: ctrain as a share of the ceiling,
+   ctrain against MLServer at its best, the prediction log's cost, two workers against
+   one. `--json` also writes the raw results.
 
-By default the server is pinned to CPU 0 and the load generator to CPU 1 (`--no-pin`
-to disable), so both servers get the same single core and the load generator its own.
-The request body carries no `outputs`: ctrain then computes predict AND predict_proba,
-MLServer's sklearn runtime only predict, so ctrain does strictly more work.
+One-core servers are pinned to CPU 0 and the load generator to CPU 1 (`--no-pin` to
+disable); a two-worker server gets both CPUs and shares them with the load generator.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from servers import (
+    HERE,
+    MLSERVER,
+    MODEL,
+    N_FEATURES,
+    PYTHON,
+    Server,
+    ceiling_server,
+    ctrain_servers,
+    fit_model,
+    mlserver_servers,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-CTRAIN_PYTHON = Path(sys.executable)
-CTRAIN = CTRAIN_PYTHON.parent / "ctrain"
-MLSERVER = ROOT / "benchmarks" / ".venv-mlserver" / "bin" / "mlserver"
-MODEL = "bench"
-N_FEATURES = 20
 PAYLOAD_ROWS = {"1 row": 1, "32 rows": 32}
 
 
-def fit_model() -> tuple[Any, np.ndarray]:
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x, y = make_classification(
-        n_samples=5000, n_features=N_FEATURES, n_informative=10, n_classes=3, random_state=0
-    )
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
-    return model, x
-
-
-def reference(x: np.ndarray, features: list[str], bins: int = 10) -> dict[str, Any]:
-    stats = {}
-    for j, name in enumerate(features):
-        edges = np.unique(np.quantile(x[:, j], np.linspace(0, 1, bins + 1)))
-        counts, _ = np.histogram(x[:, j], bins=edges)
-        stats[name] = {"kind": "numeric", "edges": edges.tolist(),
-                       "frequencies": (counts / counts.sum()).tolist()}  # fmt: skip
-    return {"rows": len(x), "features": stats}
-
-
-def write_ctrain_dir(path: Path, model: Any, x: np.ndarray) -> None:
-    import skops.io
-
-    path.mkdir(parents=True)
-    data = skops.io.dumps(model)
-    (path / "model.skops").write_bytes(data)
-    features = [f"f{i}" for i in range(N_FEATURES)]
-    metadata = {
-        "model": MODEL, "version": "1", "task": "classification", "features": features,
-        "featureTypes": dict.fromkeys(features, "numeric"),
-        "modelFile": "model.skops", "modelSha256": hashlib.sha256(data).hexdigest(),
-    }  # fmt: skip
-    (path / "metadata.json").write_text(json.dumps(metadata))
-    (path / "reference.json").write_text(json.dumps(reference(x, features)))
-
-
-def write_mlserver_dir(path: Path, model: Any, ports: dict[str, int], workers: int) -> None:
-    import joblib
-
-    (path / MODEL).mkdir(parents=True)
-    joblib.dump(model, path / MODEL / "model.joblib")
-    (path / MODEL / "model-settings.json").write_text(json.dumps({
-        "name": MODEL,
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "1"},
-    }))  # fmt: skip
-    (path / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": ports["http"], "grpc_port": ports["grpc"],
-        "metrics_port": ports["metrics"], "parallel_workers": workers,
-    }))  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pinned(cpu: int | None) -> Callable[[], None] | None:
-    if cpu is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
 
 
 @contextlib.contextmanager
-def started(
-    name: str, command: list[str], log: Path, cpu: int | None, cwd: Path | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
+def started(server: Server, log: Path, cpus: set[int] | None) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server in its own process group; stop it (and its children) by pid."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-            start_new_session=True, preexec_fn=pinned(cpu),
+            server.command, stdout=out, stderr=subprocess.STDOUT, cwd=server.cwd,
+            env={**os.environ, **server.env}, start_new_session=True, preexec_fn=pinned(cpus),
         )  # fmt: skip
-    print(f"  started {name} (pid {process.pid}), log {log}", flush=True)
+    print(f"  started {server.name} (pid {process.pid}), log {log}", flush=True)
     try:
         yield process
     finally:
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
             if process.poll() is not None:
                 break
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)  # the group we created: the server's children
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(wait)
-        print(f"  stopped {name} (exit {process.returncode})", flush=True)
+        print(f"  stopped {server.name} (exit {process.returncode})", flush=True)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -160,110 +93,133 @@ def post(url: str, body: bytes) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def check_answers(url: str, bodies: dict[str, bytes], expected: dict[str, list[int]]) -> None:
-    for payload, body in bodies.items():
-        outputs = {o["name"]: o for o in post(url, body)["outputs"]}
-        got = [int(v) for v in np.ravel(outputs["predict"]["data"])]
-        if got != expected[payload]:
-            raise RuntimeError(f"{url} answered {got} for {payload}, expected {expected[payload]}")
-
-
-def load(
-    url: str, body: Path, args: argparse.Namespace, cpu: int | None, server_pgid: int
-) -> dict[str, Any]:
+def load(url: str, body: Path, args: argparse.Namespace, cpus: set[int] | None,
+         server_pgid: int) -> dict[str, Any]:  # fmt: skip
     command = [
-        str(CTRAIN_PYTHON), str(HERE / "loadgen.py"), "--url", url, "--body", str(body),
+        str(PYTHON), str(HERE / "loadgen.py"), "--url", url, "--body", str(body),
         "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
         "--duration", str(args.duration), "--server-pgid", str(server_pgid),
     ]  # fmt: skip
-    timeout = args.warmup + args.duration + 60
-    done = subprocess.run(
-        command, capture_output=True, check=True, timeout=timeout, preexec_fn=pinned(cpu)
-    )
+    done = subprocess.run(command, capture_output=True, check=True, preexec_fn=pinned(cpus),
+                          timeout=args.warmup + args.duration + 60)  # fmt: skip
     return dict(json.loads(done.stdout))
 
 
-@dataclass(frozen=True)
-class Server:
-    """How to start one server under test."""
-
-    name: str
-    command: list[str]
-    port: int
-    cwd: Path | None = None
-
-
-def bench_server(
-    server: Server,
-    bodies: dict[str, Path],
-    expected: dict[str, list[int]],
-    args: argparse.Namespace,
-    work: Path,
-) -> list[dict[str, Any]]:
-    server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
+def bench(server: Server, bodies: dict[str, Path], expected: dict[str, list[int]],
+          args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:  # fmt: skip
+    everything = set(range(os.cpu_count() or 1))
+    if not args.pin:
+        server_cpus = load_cpus = None
+    elif server.cores > 1:
+        server_cpus, load_cpus = everything, everything
+    else:
+        server_cpus, load_cpus = {0}, everything - {0} or {0}
     base = f"http://127.0.0.1:{server.port}"
     url = f"{base}/v2/models/{MODEL}/infer"
     results = []
-    log = work / f"{server.name.replace(' ', '_')}.log"
-    with started(server.name, server.command, log, server_cpu, server.cwd) as process:
+    log = work / f"{server.name.replace(' ', '_').replace(',', '')}.log"
+    with started(server, log, server_cpus) as process:
         wait_ready(f"{base}/v2/models/{MODEL}/ready", process, args.ready_timeout)
-        check_answers(url, {p: b.read_bytes() for p, b in bodies.items()}, expected)
         for payload, body in bodies.items():
+            if server.payload not in (None, payload):
+                continue
+            outputs = {o["name"]: o for o in post(url, body.read_bytes())["outputs"]}
+            got = [int(v) for v in np.ravel(outputs["predict"]["data"])]
+            if got != expected[payload]:
+                raise RuntimeError(f"{server.name} answered {got}, expected {expected[payload]}")
             # start_new_session=True: the server's process group id is its pid.
-            result = load(url, body, args, load_cpu, process.pid)
+            result = load(url, body, args, load_cpus, process.pid)
             result.update(server=server.name, payload=payload)
             print(f"  {payload}: {result}", flush=True)
             results.append(result)
     return results
 
 
-def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (server, payload): the median of each figure over the rounds."""
-    rows = []
-    keys = dict.fromkeys((r["server"], r["payload"]) for r in results)
-    for server, payload in keys:
-        runs = [r for r in results if (r["server"], r["payload"]) == (server, payload)]
-        row: dict[str, Any] = {"server": server, "payload": payload, "rounds": len(runs),
-                               "errors": sum(r["errors"] for r in runs)}  # fmt: skip
-        for key in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request"):
-            values = [r[key] for r in runs if r.get(key) is not None]
-            row[key] = statistics.median(values) if values else None
-        rows.append(row)
+def summarize(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The median of each figure over the rounds, per (server, payload)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in dict.fromkeys((r["server"], r["payload"]) for r in results):
+        runs = [r for r in results if (r["server"], r["payload"]) == key]
+        row: dict[str, Any] = {"rounds": len(runs), "errors": sum(r["errors"] for r in runs)}
+        for field in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request"):
+            values = [r[field] for r in runs if r.get(field) is not None]
+            row[field] = statistics.median(values) if values else None
+        rows[key] = row
     return rows
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        f"{'server':<14} {'payload':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'server CPU ms/req':>18}"
-    ]
-    for r in rows:
+def table(rows: dict[tuple[str, str], dict[str, Any]]) -> str:
+    lines = [f"{'server':<34} {'payload':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+             f"{'errors':>6} {'CPU ms/req':>10}"]  # fmt: skip
+    for (server, payload), r in rows.items():
         cpu = r["server_cpu_ms_per_request"]
-        lines.append(
-            f"{r['server']:<14} {r['payload']:<8} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} "
-            f"{r['p99_ms']:>8.2f} {r['errors']:>7} {cpu if cpu is not None else '-':>18}"
-        )
-    lines.append("")
+        lines.append(f"{server:<34} {payload:<8} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} "
+                     f"{r['p99_ms']:>7.2f} {r['errors']:>6} {cpu if cpu else '-':>10}")  # fmt: skip
+    lines += ["", "ratios (median throughput; CPU per request where both are known):"]
     for payload in PAYLOAD_ROWS:
-        ours = next((r for r in rows if r["server"] == "ctrain" and r["payload"] == payload), None)
-        theirs = [r for r in rows if r["server"].startswith("mlserver") and r["payload"] == payload]
-        if not ours or not theirs:
+        ours = rows.get(("ctrain", payload))
+        if ours is None:
             continue
-        best = max(theirs, key=lambda r: r["rps"])  # compare with MLServer at its best
-        ratio = ours["rps"] / best["rps"] if best["rps"] else float("inf")
-        line = (
-            f"ctrain / {best['server']} ({payload}): throughput x{ratio:.1f}, "
-            f"p99 {ours['p99_ms']:.1f} vs {best['p99_ms']:.1f} ms"
-        )
-        if ours["server_cpu_ms_per_request"] and best["server_cpu_ms_per_request"]:
-            cpu_ratio = best["server_cpu_ms_per_request"] / ours["server_cpu_ms_per_request"]
-            line += f", CPU per request x{cpu_ratio:.1f} less"
-        lines.append(line)
+        for label, other_name in [
+            ("share of the ceiling", "ceiling"),
+            ("prediction log on / off", "ctrain, prediction log"),
+            ("2 workers / 1", "ctrain, 2 workers"),
+        ]:
+            other = rows.get((other_name, payload))
+            if other is None:
+                continue
+            a, b = (ours, other) if label == "share of the ceiling" else (other, ours)
+            line = f"  {payload:<8} {label:<26} throughput {a['rps'] / b['rps']:6.2f}"
+            if a["server_cpu_ms_per_request"] and b["server_cpu_ms_per_request"]:
+                cpu = b["server_cpu_ms_per_request"] / a["server_cpu_ms_per_request"]
+                line += f"   CPU per request {cpu:5.2f}"
+            lines.append(line)
+        theirs = [r | {"name": s} for (s, p), r in rows.items()
+                  if s.startswith("MLServer") and p == payload]  # fmt: skip
+        if theirs:
+            best = max(theirs, key=lambda r: r["rps"])
+            lines.append(
+                f"  {payload:<8} {'ctrain / MLServer best':<26} throughput "
+                f"{ours['rps'] / best['rps']:6.1f}   p99 {ours['p99_ms']:.1f} vs "
+                f"{best['p99_ms']:.1f} ms ({best['name']})"
+            )
     return "\n".join(lines)
 
 
+def _s3(work: Path) -> tuple[dict[str, str], Any]:
+    """A moto S3 server over HTTP for the prediction log, and the environment to reach it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+           "CTRAIN_S3_ADDRESSING_STYLE": "path", "bucket": "bench"}  # fmt: skip
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
+    client.create_bucket(Bucket="bench")
+    return env, server
+
+
+def _answers(work: Path, bodies: dict[str, Path]) -> dict[str, Path]:
+    """What ctrain answers to each body, byte for byte (the ceiling answers the same)."""
+    from ctrain.serving.model import ServedModel
+    from ctrain.serving.source import DirectorySource
+
+    served = ServedModel.from_loaded(MODEL, DirectorySource(work / "ctrain-model").load())
+    answers = {}
+    for payload, path in bodies.items():
+        request = served.spec.decode(path.read_bytes())
+        values = served.predict_batch(request.rows, request.outputs)
+        answers[payload] = work / f"answer-{PAYLOAD_ROWS[payload]}.json"
+        answers[payload].write_bytes(served.encoder.encode(None, request.outputs, values))
+    return answers
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="ctrain serve vs MLServer")
+    parser = argparse.ArgumentParser(description="ctrain serve vs the HTTP ceiling and MLServer")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -271,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="alternate the servers this many times; report medians")  # fmt: skip
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--mlserver-workers", default="1,0",
-                        help="MLServer parallel_workers settings to run (its default is 1; "
-                             "0 runs inference in the server process)")  # fmt: skip
-    parser.add_argument("--servers", default="ctrain,mlserver")
+                        help="MLServer parallel_workers settings (its default is 1; 0 runs "
+                             "inference in the server process)")  # fmt: skip
+    parser.add_argument("--servers", default="ceiling,ctrain,mlserver",
+                        help="which of ceiling, ctrain, mlserver to run")  # fmt: skip
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction,
                         default=(os.cpu_count() or 1) >= 2)  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -282,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if "mlserver" in wanted and not MLSERVER.exists():
         print(f"{MLSERVER} is missing: run benchmarks/serving/setup-mlserver.sh", file=sys.stderr)
         return 2
-    deadline = time.monotonic() + 3600  # a hard bound on the whole run
-
+    deadline = time.monotonic() + 3 * 3600  # a hard bound on the whole run
     model, x = fit_model()
     rng = np.random.default_rng(1)
     results: list[dict[str, Any]] = []
@@ -293,43 +249,41 @@ def main(argv: list[str] | None = None) -> int:
         for payload, rows in PAYLOAD_ROWS.items():
             sample = x[rng.choice(len(x), rows, replace=False)]
             body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [rows, N_FEATURES],
-                                "data": sample.ravel().tolist()}]}  # fmt: skip
+                                "data": sample.ravel().tolist()}],
+                    "outputs": [{"name": "predict"}]}  # fmt: skip
             bodies[payload] = work / f"body-{rows}.json"
             bodies[payload].write_text(json.dumps(body))
             expected[payload] = [int(v) for v in model.predict(sample)]
-
+        s3, moto = _s3(work)
         servers: list[Server] = []
-        if "ctrain" in wanted:
-            port = free_port()
-            write_ctrain_dir(work / "ctrain-model", model, x)
-            command = [
-                str(CTRAIN), "serve", "--model-dir", str(work / "ctrain-model"),
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            ]  # fmt: skip
-            servers.append(Server("ctrain", command, port))
+        if "ctrain" in wanted or "ceiling" in wanted:
+            servers += ctrain_servers(work, model, x, s3)  # writes the model the ceiling uses
+        if "ceiling" in wanted:
+            servers = ceiling_server(work, _answers(work, bodies)) + servers
+        if "ctrain" not in wanted:
+            servers = [s for s in servers if not s.name.startswith("ctrain")]
         if "mlserver" in wanted:
-            for workers in (int(w) for w in args.mlserver_workers.split(",")):
-                ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-                folder = work / f"mlserver-w{workers}"
-                write_mlserver_dir(folder, model, ports, workers)
-                command = [str(MLSERVER), "start", str(folder)]
-                servers.append(Server(f"mlserver (w={workers})", command, ports["http"], folder))
-
-        for round_ in range(1, args.rounds + 1):
-            for server in servers:
-                if time.monotonic() > deadline:
-                    print("time is up: stopping early", file=sys.stderr)
-                    break
-                print(f"round {round_}/{args.rounds}, {server.name}:", flush=True)
-                results += bench_server(server, bodies, expected, args, work)
-
-    summary = summarize(results)
-    print()
-    print(f"concurrency {args.concurrency}, warm-up {args.warmup}s, {args.duration}s measured, "
-          f"{args.rounds} round(s) (medians), {os.cpu_count()} CPUs, "
-          f"server and load generator pinned to separate cores: {args.pin}")  # fmt: skip
-    print(table(summary))
+            servers += mlserver_servers(
+                work, model, [int(w) for w in args.mlserver_workers.split(",")]
+            )
+        try:
+            for round_ in range(1, args.rounds + 1):
+                for server in servers:
+                    if time.monotonic() > deadline:
+                        print("time is up: stopping early", file=sys.stderr)
+                        break
+                    print(f"round {round_}/{args.rounds}, {server.name}:", flush=True)
+                    results += bench(server, bodies, expected, args, work)
+        finally:
+            moto.stop()
+    rows = summarize(results)
+    print(
+        f"\nconcurrency {args.concurrency}, warm-up {args.warmup}s, {args.duration}s measured, "
+        f"{args.rounds} round(s) (medians), {os.cpu_count()} CPUs, pinned: {args.pin}"
+    )
+    print(table(rows))
     if args.json:
+        summary = [{"server": s, "payload": p, **r} for (s, p), r in rows.items()]
         args.json.write_text(json.dumps({"runs": results, "summary": summary}, indent=2))
     return 0
 

@@ -10,13 +10,20 @@ import asyncio
 import functools
 import hashlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import uvicorn
 from sklearn.compose import ColumnTransformer
@@ -26,6 +33,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ctrain.serving import ModelHolder, ServingApp, StaticSource
+from ctrain.serving.server import uvicorn_config
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
@@ -151,16 +159,13 @@ def write_model_dir(
 
 
 @contextmanager
-def running_server(app: ServingApp) -> Iterator[str]:
-    """Serve `app` with uvicorn (httptools, uvloop) on 127.0.0.1:<free port> in a thread."""
+def running_server(app: ServingApp, **config: Any) -> Iterator[str]:
+    """Serve `app` as `ctrain serve` does, on 127.0.0.1:<free port>, in a thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, loop="uvloop", http="httptools", lifespan="on", access_log=False, log_config=None
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, limits=app.limits, **config))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     try:
@@ -177,3 +182,103 @@ def running_server(app: ServingApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@functools.lru_cache
+def slow_classifier() -> tuple[Any, dict[str, Any], np.ndarray]:
+    """A model whose prediction takes seconds for 10,000 rows (a k-d tree, 50 neighbours)."""
+    from sklearn.datasets import make_classification
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x, y = make_classification(n_samples=20_000, n_features=8, random_state=0)
+    model = KNeighborsClassifier(n_neighbors=50, algorithm="kd_tree").fit(x, y)
+    features = [f"f{i}" for i in range(8)]
+    return model, {"model": "slow", "version": "1", "features": features}, x
+
+
+CTRAIN = Path(sys.executable).parent / "ctrain"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A `ctrain serve` process: its Popen, base URL and log file."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process (and its children), from /proc."""
+        return sum(_rss(pid) for pid in (self.process.pid, *_children(self.process.pid)))
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait; SIGKILL after `timeout`. Returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def serve_process(
+    model_dir: Path, log: Path, *extra: str, env: Mapping[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """`ctrain serve --model-dir` in a subprocess, output to `log`, stopped by pid; ready."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CTRAIN), "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
+             "--port", str(port), *extra],
+            env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"ctrain serve exited with {process.returncode}:\n{server.output()}"
+                )
+            try:
+                if httpx.get(f"{server.base}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ctrain serve not ready in 120 s:\n{server.output()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        server.stop()
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass  # the process ended meanwhile
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            return [int(c) for c in children.read().split()]
+    except OSError:
+        return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import tracemalloc
 from typing import Any
 
 import httpx
@@ -115,6 +116,31 @@ def test_categorical_unseen_and_missing_values() -> None:
         rel=1e-9,
     )
     assert snapshot.features["size"] is not None and snapshot.features["size"] > 5
+
+
+def test_the_window_keeps_bin_indices_not_the_clients_strings() -> None:
+    """A window of 5,000 rows must not keep 5,000 client strings (of up to 1 KB each) alive."""
+    reference = {
+        "rows": 10,
+        "features": {"color": {"kind": "categorical", "frequencies": {"red": 0.5, "blue": 0.5}}},
+    }
+    monitor = DriftMonitor(["color"], reference, window=5000)
+    tracemalloc.start()
+    try:
+        for batch in range(10):
+            rows = np.empty((500, 1), dtype=object)
+            rows[:, 0] = [f"{batch}-{i}-" + "x" * 1000 for i in range(500)]
+            monitor.observe(rows)
+            del rows
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 1024 * 1024, f"the window keeps {kept / 2**20:.1f} MiB"
+    snapshot = monitor.snapshot()  # every value was unseen in training: the "other" bin
+    assert snapshot.samples == 5000
+    assert snapshot.features["color"] == pytest.approx(
+        (1 - EPSILON) * math.log(1 / EPSILON) + 2 * (0.5 - EPSILON) * math.log(0.5 / EPSILON)
+    )
 
 
 def test_features_without_statistics_are_not_monitored() -> None:

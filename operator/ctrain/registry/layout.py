@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from ctrain.registry.errors import InvalidReference
 
@@ -77,6 +78,14 @@ class Layout:
 
     def champion_log_key(self, model: str) -> str:
         return f"{self.champion_key(model)}.log"
+
+    def predictions_root(self, model: str) -> str:
+        """Where serving pods write logged predictions (docs/contracts.md, "Prediction logs")."""
+        return f"{self.model_root(model)}predictions/"
+
+    def prediction_log_key(self, model: str, day: date, name: str) -> str:
+        """`<prefix>/<model>/predictions/<yyyy>/<mm>/<dd>/<name>.parquet`."""
+        return f"{self.predictions_root(model)}{day:%Y/%m/%d}/{name}.parquet"
 
     def artifact_uri(self, model: str, version: str | int) -> str:
         return f"s3://{self.bucket}/{self.version_root(model, version)}"

@@ -5,11 +5,20 @@ The pieces, each in its own module:
 - `source`: where the model comes from (registry, directory, memory), injected;
 - `holder`: the load → ready lifecycle, with retries and a not-ready reason;
 - `model`: the loaded model with its protocol surface precomputed;
-- `codec`: v2 tensors to numpy rows and back;
+- `codec`: v2 tensors to numpy rows and back, validated before anything is allocated;
+- `limits`: what one client may cost (body, rows, strings, concurrency, bytes, timeouts);
+- `inference`: one request from admission to response, small ones batched, large ones
+  in a worker thread;
 - `batching`: adaptive micro-batching of concurrent requests;
 - `drift`: PSI of served inputs against the training statistics;
+- `predlog`, `predtable`: sampled predictions to Parquet objects in S3, off the hot path;
 - `metrics`: Prometheus metrics;
-- `app`: the ASGI app tying them together (run by uvicorn in `ctrain.commands.serve`).
+- `app`: the ASGI app tying them together;
+- `protocol`, `server`: uvicorn with header/body timeouts and a header size bound;
+- `direct`: POST /infer answered from the protocol, without an ASGI cycle;
+- `workers`: `--workers N` processes on one port, answering as one pod;
+- `settings`: the options of `ctrain serve` and the app built from them;
+- `logs`: text or JSON log lines.
 """
 
 from ctrain.serving.app import ServingApp

@@ -13,8 +13,10 @@ module. Routes:
     GET  /metrics                            Prometheus
     GET  /drift                              drift statistics for the operator (JSON)
 
-Every failure is a `ServingError` rendered as `{"error": "..."}` with its status code;
-the app never lets an exception escape to uvicorn, so bad input cannot stop it.
+Every failure is a `ServingError` rendered as `{"error": "..."}` with its status code
+(and its headers: `Retry-After`, `connection: close`); the app never lets an exception
+escape to uvicorn, so bad input cannot stop it. What one request may cost is bounded by
+`ctrain.serving.limits`; the inference path itself is `ctrain.serving.inference`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -33,19 +35,21 @@ import orjson
 import ctrain
 from ctrain.api.contracts import DriftReport
 from ctrain.serving.batching import DEFAULT_MAX_ROWS, MicroBatcher
-from ctrain.serving.drift import DriftSnapshot
+from ctrain.serving.drift import DriftMonitor, DriftSnapshot
 from ctrain.serving.errors import (
-    InvalidRequest,
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
     ServingError,
 )
 from ctrain.serving.holder import ModelHolder
+from ctrain.serving.inference import Inference
+from ctrain.serving.limits import DEFAULT_LIMITS, Limits
 from ctrain.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctrain.serving.model import ServedModel
+from ctrain.serving.predlog import PredictionLogger
 
-__all__ = ["MAX_BODY_BYTES", "ServingApp"]
+__all__ = ["ServingApp"]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +58,18 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
+
+class Peers(Protocol):
+    """The other worker processes of the pod (`ctrain.serving.workers`), if any."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def drift(self, drift: DriftMonitor, version: str) -> DriftSnapshot: ...
+
+
 _JSON = b"application/json"
-_BINARY_HEADER = b"inference-header-content-length"
 _LIVE = orjson.dumps({"live": True})
 
 
@@ -69,13 +82,24 @@ class ServingApp:
         *,
         metrics: ServingMetrics | None = None,
         max_batch_rows: int = DEFAULT_MAX_ROWS,
+        limits: Limits = DEFAULT_LIMITS,
+        prediction_log: PredictionLogger | None = None,
     ) -> None:
         self.holder = holder
+        self.limits = limits
         self.metrics = metrics if metrics is not None else ServingMetrics(holder.name)
         if holder.metrics is None:
             holder.metrics = self.metrics
         self.metrics.watch_drift(self._drift_snapshot)
-        self.batcher = MicroBatcher(max_batch_rows, observer=self._observed_batch)
+        self.batcher = MicroBatcher(
+            max_batch_rows, observer=self._observed_batch, max_queue_rows=limits.max_queue_rows
+        )
+        self.prediction_log = prediction_log
+        self.inference = Inference(limits, self.batcher, self._observed_batch, prediction_log)
+        self.metrics.watch_load(lambda: (self.inference.inflight, self.inference.inflight_bytes))
+        self._direct_routes: tuple[ServedModel, frozenset[bytes]] | None = None
+        self.peers: Peers | None = None  # set by ctrain.serving.workers with --workers
+        self.ready_wait = 0.0  # seconds startup waits for the model (see `startup`)
         self._loader: asyncio.Task[None] | None = None
         self._server_metadata = orjson.dumps(
             {"name": "ctrain", "version": ctrain.__version__, "extensions": []}
@@ -84,9 +108,21 @@ class ServingApp:
     # -- lifecycle -------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start loading the model in the background; the server answers meanwhile."""
+        """Start loading the model in the background; the server answers meanwhile.
+
+        With `ready_wait`, wait that long for the model first: uvicorn accepts
+        connections only after this returns, so a worker of `--workers N` that is still
+        loading leaves the shared port to the workers that can answer. After the wait
+        it accepts anyway, to answer the probes with the reason it is not ready.
+        """
         if self._loader is None and not self.holder.ready:
             self._loader = asyncio.create_task(self.holder.load_until_ready(), name="load")
+            if self.ready_wait > 0:
+                await asyncio.wait([self._loader], timeout=self.ready_wait)
+        if self.prediction_log is not None:
+            self.prediction_log.start()
+        if self.peers is not None:
+            self.peers.start()
 
     async def shutdown(self) -> None:
         log.info("shutting down: model %s", self.holder.name)
@@ -95,6 +131,32 @@ class ServingApp:
             await asyncio.wait([self._loader])
             self._loader = None
         await self.batcher.aclose()
+        self.inference.close()
+        if self.prediction_log is not None:
+            await self.prediction_log.close()  # after the last request: nothing is lost
+        if self.peers is not None:
+            await self.peers.close()  # the final counts, for the workers that stay
+
+    def direct_model(self, method: bytes, url: bytes) -> ServedModel | None:
+        """The model if `url` is exactly one of its /infer routes and `method` is POST.
+
+        `ctrain.serving.protocol` then answers the request directly; anything else
+        (another route, a query string, a model not loaded yet) comes through ASGI.
+        """
+        model = self.holder.model
+        if model is None or method != b"POST":
+            return None
+        routes = self._direct_routes
+        if routes is None or routes[0] is not model:
+            base = f"/v2/models/{model.name}"
+            paths = {f"{base}/infer".encode(), f"{base}/versions/{model.version}/infer".encode()}
+            routes = self._direct_routes = (model, frozenset(paths))
+        return model if url in routes[1] else None
+
+    @property
+    def inflight(self) -> int:
+        """Inference requests in progress."""
+        return self.inference.inflight
 
     # -- ASGI ------------------------------------------------------------------------
 
@@ -121,6 +183,7 @@ class ServingApp:
         path: str = scope["path"]
         route = "other"
         content_type = _JSON
+        headers: tuple[tuple[bytes, bytes], ...] = ()
         try:
             if path.endswith("/infer"):
                 route = "infer"
@@ -128,7 +191,7 @@ class ServingApp:
             else:
                 route, status, body, content_type = self._get(scope, path)
         except ServingError as exc:
-            status, body = exc.status, orjson.dumps({"error": str(exc)})
+            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), exc.headers
             self.metrics.observe_error(route, type(exc).__name__)
         except Exception as exc:  # answered as 500: the server keeps serving
             log.exception("error handling %s %s", scope["method"], path)
@@ -141,6 +204,7 @@ class ServingApp:
                 "headers": [
                     (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
+                    *headers,
                 ],
             }
         )
@@ -153,17 +217,8 @@ class ServingApp:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"use POST for {path}")
         model = self._model_for(path.split("/"), suffix="infer")
-        body = await _read_body(receive)
-        json_length = None
-        for key, value in scope["headers"]:
-            if key == _BINARY_HEADER:
-                try:
-                    json_length = int(value)
-                except ValueError:
-                    raise InvalidRequest(f"invalid {_BINARY_HEADER.decode()} header") from None
-        request = model.spec.decode(body, json_length)
-        values = await self.batcher.predict(model, request.rows, request.outputs)
-        return model.encoder.encode(request.id, request.outputs, values)
+        predicted = await self.inference(model, scope["headers"], receive)
+        return predicted.body
 
     def _model_for(self, parts: list[str], suffix: str | None) -> ServedModel:
         """Resolve /v2/models/<name>[/versions/<v>][/<suffix>] to the loaded model."""
@@ -214,7 +269,7 @@ class ServingApp:
         drift = self.holder.drift
         if drift is None:
             raise NotFound(f"model {model.name} version {model.version} has no drift statistics")
-        snapshot = drift.snapshot()
+        snapshot = self._pod_drift(drift, model.version)
         report = DriftReport(
             model=model.name,
             version=model.version,
@@ -230,27 +285,14 @@ class ServingApp:
         model, drift = self.holder.model, self.holder.drift
         if model is None or drift is None:
             return None
-        return model.name, model.version, drift.snapshot()
+        return model.name, model.version, self._pod_drift(drift, model.version)
+
+    def _pod_drift(self, drift: DriftMonitor, version: str) -> DriftSnapshot:
+        """This process's window, or with --workers every worker's windows together."""
+        return drift.snapshot() if self.peers is None else self.peers.drift(drift, version)
 
     def _observed_batch(self, model: ServedModel, rows: np.ndarray, requests: int) -> None:
         self.metrics.observe_batch(requests, len(rows))
         drift = self.holder.drift
         if drift is not None and model is self.holder.model:
             drift.observe(rows)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise InvalidRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -14,6 +14,7 @@ costs one `orjson.loads`, one `np.asarray` and a few byte concatenations.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +22,36 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ctrain.serving.errors import InvalidRequest
+from ctrain.serving.errors import InvalidRequest, PayloadTooLarge
+from ctrain.serving.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["PREDICT", "PREDICT_PROBA", "InferRequest", "InputSpec", "ResponseEncoder"]
+__all__ = [
+    "BINARY_HEADER",
+    "PREDICT",
+    "PREDICT_PROBA",
+    "InferRequest",
+    "InputSpec",
+    "ResponseEncoder",
+]
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+# Triton's binary tensor extension: the length of the JSON part of the body.
+BINARY_HEADER = b"inference-header-content-length"
 
-_NUMERIC_KINDS = {"FP32": "fiu", "FP64": "fiu", "INT32": "iu", "INT64": "iu"}
+# Arrays up to this size are written from a list (same bytes, less overhead).
+_SMALL = 256
+_NONE = type(None)
+_FLOAT64 = np.dtype(np.float64)  # a singleton: compared with `is`, not a costly ==
+# The Python types orjson gives for the values each numeric datatype accepts; bool is
+# its own type, so true/false are refused rather than read as 1/0.
+_NUMBERS: dict[str, set[type]] = {
+    "FP32": {int, float}, "FP64": {int, float}, "INT32": {int}, "INT64": {int},
+}  # fmt: skip
+_INT_FLOAT = frozenset({int, float})
+_FLOATING = frozenset({"FP32", "FP64"})
 _BINARY_DTYPES = {"FP32": "<f4", "FP64": "<f8", "INT32": "<i4", "INT64": "<i8"}
-_DATATYPES = (*_NUMERIC_KINDS, "BYTES")
+_DATATYPES = (*_NUMBERS, "BYTES")
 
 
 @dataclass(slots=True)
@@ -50,40 +71,51 @@ class InputSpec:
     categorical: tuple[int, ...]  # column indices holding strings
     output_names: tuple[str, ...]  # every output the model has, in default order
 
-    def decode(self, body: bytes, json_length: int | None = None) -> InferRequest:
-        """Parse and validate a request body; raise InvalidRequest with what is wrong."""
+    def decode(
+        self, body: bytes, json_length: int | None = None, limits: Limits = DEFAULT_LIMITS
+    ) -> InferRequest:
+        """Parse and validate a request body; raise InvalidRequest with what is wrong.
+
+        Everything that sizes an allocation (the shape, the number of values, each
+        string's length) is checked against `limits` before an array is built.
+        """
+        if json_length is not None and not 0 <= json_length <= len(body):
+            raise InvalidRequest(f"invalid {BINARY_HEADER.decode()} header")
         header = body if json_length is None else body[:json_length]
         try:
             doc = orjson.loads(header)
         except orjson.JSONDecodeError as exc:
             raise InvalidRequest(f"invalid JSON: {exc}") from None
-        if not isinstance(doc, dict):
+        if type(doc) is not dict:
             raise InvalidRequest("invalid request: the body must be a JSON object")
         request_id = doc.get("id")
-        if request_id is not None and not isinstance(request_id, str):
-            raise InvalidRequest("invalid request: id must be a string")
+        if request_id is not None:
+            if type(request_id) is not str:
+                raise InvalidRequest("invalid request: id must be a string")
+            if len(request_id) > limits.max_string_length:
+                raise InvalidRequest(f"id is longer than {limits.max_string_length} characters")
         inputs = doc.get("inputs")
-        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        if type(inputs) is not list or len(inputs) != 1 or type(inputs[0]) is not dict:
             count = len(inputs) if isinstance(inputs, list) else 0
             raise InvalidRequest(f"expected exactly one input tensor in inputs, got {count}")
         binary = body[json_length:] if json_length is not None else None
-        rows = self._tensor(inputs[0], binary)
-        return InferRequest(request_id, rows, self._outputs(doc.get("outputs")))
+        rows = self._tensor(inputs[0], binary, limits)
+        outputs = doc.get("outputs")
+        return InferRequest(request_id, rows, self.output_names if outputs is None else
+                            self._outputs(outputs))  # fmt: skip
 
-    def _tensor(self, tensor: dict[str, Any], binary: bytes | None) -> np.ndarray:
+    def _tensor(self, tensor: dict[str, Any], binary: bytes | None, limits: Limits) -> np.ndarray:
         datatype = tensor.get("datatype")
         if datatype not in _DATATYPES:
             raise InvalidRequest(
                 f"unsupported datatype {datatype!r}: expected one of {', '.join(_DATATYPES)}"
             )
         shape = tensor.get("shape")
-        if (
-            not isinstance(shape, list)
-            or len(shape) != 2
-            or not all(type(d) is int and d >= 0 for d in shape)
-        ):
+        if type(shape) is not list or len(shape) != 2:
             raise InvalidRequest(f"shape must be [batch, n_features], got {shape!r}")
         batch, n_features = shape
+        if type(batch) is not int or type(n_features) is not int or batch < 0 or n_features < 0:
+            raise InvalidRequest(f"shape must be [batch, n_features], got {shape!r}")
         if n_features != self.n_features:
             raise InvalidRequest(
                 f"wrong feature count: the model expects {self.n_features} features, "
@@ -91,16 +123,23 @@ class InputSpec:
             )
         if batch == 0:
             raise InvalidRequest("shape has a batch of 0 rows")
+        if batch > limits.max_request_rows:
+            raise PayloadTooLarge(
+                f"{batch} rows in one request: the limit is {limits.max_request_rows}"
+            )
         size = batch * n_features
         parameters = tensor.get("parameters")
-        binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        binary_size = parameters.get("binary_data_size") if type(parameters) is dict else None
         if binary_size is not None:
-            array = _from_binary(datatype, binary, binary_size, size)
+            array = _from_binary(datatype, binary, binary_size, size, limits.max_string_length)
         else:
-            array = _from_json(datatype, tensor.get("data"))
+            array = _from_json(datatype, tensor.get("data"), shape, limits.max_string_length)
         if array.size != size:
             raise InvalidRequest(f"shape {shape} needs {size} values, data has {array.size}")
-        return self._rows(datatype, array.reshape(batch, n_features))
+        array = array.reshape(batch, n_features)
+        if array.dtype is _FLOAT64 and not self.categorical:
+            return array  # JSON numbers: already what the model takes
+        return self._rows(datatype, array)
 
     def _rows(self, datatype: str, array: np.ndarray) -> np.ndarray:
         if not self.categorical:
@@ -114,7 +153,7 @@ class InputSpec:
             raise InvalidRequest(
                 f"datatype {datatype} cannot carry categorical features: send BYTES"
             )
-        rows = array.astype(object)
+        rows = array.astype(object, copy=False)
         numeric = [j for j in range(self.n_features) if j not in self.categorical]
         try:
             rows[:, numeric] = array[:, numeric].astype(np.float64)
@@ -129,13 +168,15 @@ class InputSpec:
             return self.output_names
         if not isinstance(requested, list):
             raise InvalidRequest("outputs must be a list of {name: ...} objects")
-        names = []
+        names: list[str] = []
         for item in requested:
             name = item.get("name") if isinstance(item, dict) else None
             if name not in self.output_names:
                 raise InvalidRequest(
                     f"unknown output {name!r}: the model has {', '.join(self.output_names)}"
                 )
+            if name in names:  # each listed output is answered: a long list would amplify
+                raise InvalidRequest(f"output {name!r} is asked for more than once")
             names.append(name)
         return tuple(names)
 
@@ -150,40 +191,65 @@ def _not_a_number(array: np.ndarray) -> str:
     return "?"
 
 
-def _from_json(datatype: str, data: Any) -> np.ndarray:
-    if not isinstance(data, list):
+def _flatten(data: Any) -> list[Any]:
+    """The values of `data`, flat or nested by rows, as one list (no array built yet)."""
+    if type(data) is not list:
         raise InvalidRequest("data must be a list (flat or nested, row-major)")
-    try:
-        array = np.asarray(data)
-    except ValueError:
-        raise InvalidRequest("data is ragged: nested lists of different lengths") from None
-    kind = array.dtype.kind
-    if kind == "O":  # JSON null (a missing value) among the values, or mixed types
-        return _with_missing(datatype, array)
+    if not data or type(data[0]) is not list:
+        return data
+    if len(data) == 1:
+        return data[0]  # one row: its list is the flat list
+    width = len(data[0])
+    for row in data:
+        if type(row) is not list or len(row) != width:
+            raise InvalidRequest("data is ragged: nested lists of different lengths")
+    return list(itertools.chain.from_iterable(data))
+
+
+def _from_json(datatype: str, data: Any, shape: list[int], max_string: int) -> np.ndarray:
+    """One flat array of the tensor's values, its types checked first.
+
+    Never `np.asarray` on the client's lists as they are: one string among them makes a
+    fixed-width unicode array as wide as the longest string for every value.
+    """
+    values = _flatten(data)
+    kinds = set(map(type, values))
+    size = shape[0] * shape[1]
+    if kinds <= _INT_FLOAT and datatype in _FLOATING and len(values) == size:
+        return np.asarray(values, dtype=np.float64)  # the usual request: numbers only
+    if list in kinds:
+        raise InvalidRequest("data must be flat or nested by rows, got deeper lists")
+    if len(values) != size:
+        raise InvalidRequest(f"shape {shape} needs {size} values, data has {len(values)}")
+    missing = _NONE in kinds
+    kinds.discard(_NONE)
     if datatype == "BYTES":
-        if kind != "U" and array.size:
-            raise InvalidRequest("BYTES data must be strings")
-    elif kind not in _NUMERIC_KINDS[datatype] and array.size:
-        what = "strings" if kind == "U" else "booleans" if kind == "b" else "mixed values"
+        if not kinds <= {str}:
+            raise InvalidRequest(f"BYTES data must be strings{' or null' if missing else ''}")
+        strings = [v for v in values if v is not None] if missing else values
+        if max(map(len, strings), default=0) > max_string:
+            raise InvalidRequest(f"a BYTES value is longer than {max_string} characters")
+        return _objects(values)
+    allowed = _NUMBERS[datatype]
+    if not kinds <= allowed:
+        if missing:
+            what = "integers" if kinds <= {int, float} else "numbers"
+            raise InvalidRequest(f"{datatype} data must be {what} or null")
+        what = "strings" if kinds == {str} else "booleans" if kinds == {bool} else "mixed values"
         raise InvalidRequest(f"{datatype} data must be numbers, got {what}")
+    return np.asarray(values, dtype=np.float64)  # null becomes NaN
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """An object array of `values`: one pointer per value, the strings are not copied."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
     return array
 
 
-def _with_missing(datatype: str, array: np.ndarray) -> np.ndarray:
-    """null means a missing value: NaN in numeric columns, None in categorical ones."""
-    values = array.ravel().tolist()
-    if datatype == "BYTES":
-        if not all(v is None or isinstance(v, str) for v in values):
-            raise InvalidRequest("BYTES data must be strings or null")
-        return array
-    if not all(v is None or (type(v) in (int, float)) for v in values):
-        raise InvalidRequest(f"{datatype} data must be numbers or null")
-    if datatype.startswith("INT") and any(type(v) is float for v in values):
-        raise InvalidRequest(f"{datatype} data must be integers or null")
-    return np.asarray(array, dtype=np.float64)  # None becomes NaN
-
-
-def _from_binary(datatype: str, binary: bytes | None, nbytes: Any, size: int) -> np.ndarray:
+def _from_binary(
+    datatype: str, binary: bytes | None, nbytes: Any, size: int, max_string: int
+) -> np.ndarray:
     if binary is None or type(nbytes) is not int or nbytes < 0 or nbytes > len(binary):
         raise InvalidRequest("binary_data_size does not match the binary part of the body")
     chunk = binary[:nbytes]
@@ -196,15 +262,20 @@ def _from_binary(datatype: str, binary: bytes | None, nbytes: Any, size: int) ->
     offset = 0
     while offset < nbytes and len(values) <= size:
         length = int.from_bytes(chunk[offset : offset + 4], "little")
+        if length > 4 * max_string:  # UTF-8: at most 4 bytes per character
+            raise InvalidRequest(f"a BYTES value is longer than {max_string} characters")
         item = chunk[offset + 4 : offset + 4 + length]
         if offset + 4 > nbytes or len(item) != length:
             raise InvalidRequest("binary BYTES data is truncated")
         try:
-            values.append(item.decode("utf-8"))
+            value = item.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidRequest("binary BYTES data is not UTF-8") from None
+        if len(value) > max_string:
+            raise InvalidRequest(f"a BYTES value is longer than {max_string} characters")
+        values.append(value)
         offset += 4 + length
-    return np.asarray(values, dtype=str)
+    return _objects(values)
 
 
 class ResponseEncoder:
@@ -261,4 +332,6 @@ class ResponseEncoder:
     def _data(self, name: str, array: np.ndarray) -> bytes:
         if name == PREDICT and self._string_labels:
             return orjson.dumps([str(v) for v in array.ravel().tolist()])
+        if array.size <= _SMALL:  # a list is quicker to write than numpy's buffer path
+            return orjson.dumps(array.ravel().tolist())
         return orjson.dumps(np.ascontiguousarray(array).ravel(), option=orjson.OPT_SERIALIZE_NUMPY)

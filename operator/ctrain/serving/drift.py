@@ -4,12 +4,16 @@ The operator decides whether a deployment drifted (`monitoring.drift.threshold`)
 server only measures, over a sliding window of the last `window` served rows.
 
 Cost model: the hot path only copies each predicted batch into a ring buffer of the
-window's raw feature values (one vectorised slice assignment per batch, O(features) per
-row). Binning happens when the statistics are read (GET /drift, a /metrics scrape):
-O(window x features) vectorised numpy, a few milliseconds at most, and cached until new
-rows arrive. Binning each batch as it is served measured over 10x more expensive per
-request than the copy (a searchsorted per feature per batch) for statistics that are
-read once a minute.
+window's numeric feature values (one vectorised slice assignment per batch, O(features)
+per row). Binning numeric values happens when the statistics are read (GET /drift, a
+/metrics scrape): O(window x features) vectorised numpy, a few milliseconds at most,
+and cached until new rows arrive. Binning each batch as it is served measured over 10x
+more expensive per request than the copy (a searchsorted per feature per batch) for
+statistics that are read once a minute.
+
+Categorical values are the exception: they are binned as they are observed (one dict
+lookup per value) and the ring keeps the bin index, never the client's string, so the
+window's memory is a few bytes per row whatever clients send.
 
 Bins come from reference.json (docs/contracts.md, `ctrain.trainer.reference`):
 - numeric features: the reference quantile `edges`; served values below the first or
@@ -67,6 +71,13 @@ class _Categorical:
     index: dict[str, int]  # category -> bin; then "other", then "missing"
     expected: np.ndarray
 
+    def bins(self, values: list[Any]) -> list[int]:
+        other, get = len(self.index), self.index.get
+        return [
+            get(v, other) if type(v) is str else other + 1 if _is_missing(v) else get(str(v), other)
+            for v in values
+        ]
+
 
 class DriftMonitor:
     """A sliding window of served rows, compared with reference.json on demand."""
@@ -90,7 +101,7 @@ class DriftMonitor:
         self._numeric_columns = [f.column for f in self._numeric]
         self._categorical_columns = [f.column for f in self._categorical]
         self._numeric_ring = np.empty((window, len(self._numeric)), dtype=np.float64)
-        self._categorical_ring = np.empty((window, len(self._categorical)), dtype=object)
+        self._categorical_ring = np.empty((window, len(self._categorical)), dtype=np.int32)
         self._next = 0  # next ring row to write
         self.samples = 0  # rows in the window (<= window)
         self._observed = 0  # rows ever observed: invalidates the cached snapshot
@@ -123,45 +134,52 @@ class DriftMonitor:
         n = len(rows)
         start = self._next
         first = min(n, self.window - start)  # rows before the ring wraps around
-        for ring, columns, as_float in (
-            (self._numeric_ring, self._numeric_columns, True),
-            (self._categorical_ring, self._categorical_columns, False),
-        ):
-            if not columns:
-                continue
-            values = rows[:, columns]
-            if as_float:
-                values = values.astype(np.float64, copy=False)
-            ring[start : start + first] = values[:first]
-            ring[: n - first] = values[first:]
+        if self._numeric:
+            values = rows[:, self._numeric_columns].astype(np.float64, copy=False)
+            self._numeric_ring[start : start + first] = values[:first]
+            self._numeric_ring[: n - first] = values[first:]
+        for slot, feature in enumerate(self._categorical):
+            bins = np.asarray(feature.bins(rows[:, feature.column].tolist()), dtype=np.int32)
+            self._categorical_ring[start : start + first, slot] = bins[:first]
+            self._categorical_ring[: n - first, slot] = bins[first:]
         self._next = (start + n) % self.window
         self.samples = min(self.window, self.samples + n)
         self._observed += n
+
+    def counts(self) -> tuple[int, dict[str, np.ndarray]]:
+        """(rows in the window, each monitored feature's bin counts over them).
+
+        The counts of several windows add up: workers of one pod publish theirs and
+        any of them scores the sum (`score`).
+        """
+        n = self.samples
+        counts: dict[str, np.ndarray] = {}
+        for slot, feature in enumerate(self._numeric):
+            values = self._numeric_ring[:n, slot]
+            missing = np.isnan(values)
+            bins = np.searchsorted(feature.inner_edges, values[~missing], side="right")
+            found = np.bincount(bins, minlength=len(feature.inner_edges) + 1)
+            counts[feature.name] = np.append(found, missing.sum())
+        for slot, categorical in enumerate(self._categorical):
+            categories = self._categorical_ring[:n, slot]
+            counts[categorical.name] = np.bincount(categories, minlength=len(categorical.index) + 2)
+        return n, counts
+
+    def score(self, samples: int, counts: Mapping[str, np.ndarray]) -> DriftSnapshot:
+        """PSI per monitored feature and their mean, for `samples` rows binned as `counts`."""
+        psi: dict[str, float | None] = dict.fromkeys(self.names)
+        if samples:
+            features: list[_Numeric | _Categorical] = [*self._numeric, *self._categorical]
+            for feature in features:
+                psi[feature.name] = _psi(counts[feature.name] / samples, feature.expected)
+        known = [v for v in psi.values() if v is not None]
+        return DriftSnapshot(samples, math.fsum(known) / len(known) if known else None, psi)
 
     def snapshot(self) -> DriftSnapshot:
         """PSI per monitored feature and their mean, over the rows in the window."""
         if self._cached is not None and self._cached[0] == self._observed:
             return self._cached[1]
-        n = self.samples
-        psi: dict[str, float | None] = dict.fromkeys(self.names)
-        if n:
-            for slot, feature in enumerate(self._numeric):
-                values = self._numeric_ring[:n, slot]
-                missing = np.isnan(values)
-                bins = np.searchsorted(feature.inner_edges, values[~missing], side="right")
-                counts = np.bincount(bins, minlength=len(feature.inner_edges) + 1)
-                psi[feature.name] = _psi(np.append(counts, missing.sum()) / n, feature.expected)
-            for slot, categorical in enumerate(self._categorical):
-                other = len(categorical.index)
-                categories = [
-                    other + 1 if _is_missing(v) else categorical.index.get(str(v), other)
-                    for v in self._categorical_ring[:n, slot].tolist()
-                ]
-                counts = np.bincount(categories, minlength=other + 2)
-                psi[categorical.name] = _psi(counts / n, categorical.expected)
-        known = [v for v in psi.values() if v is not None]
-        score = math.fsum(known) / len(known) if known else None
-        snapshot = DriftSnapshot(n, score, psi)
+        snapshot = self.score(*self.counts())
         self._cached = (self._observed, snapshot)
         return snapshot
 
