@@ -8,9 +8,14 @@ versions of the code are compared on the same sandbox.
 """
 
 import concurrent.futures
+import http.client
+import json
 import os
+import ssl
 import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -109,14 +114,37 @@ class Cluster:
     def create_all(
         self, plural: str, namespace: str, bodies: Iterable[dict[str, Any]]
     ) -> dict[str, float]:
-        """Create the objects concurrently; the monotonic time each create returned, by name."""
+        """Create the objects concurrently; the monotonic time each create returned, by name.
 
-        def create(body: dict[str, Any]) -> tuple[str, float]:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-            return body["metadata"]["name"], time.monotonic()
+        Plain HTTPS requests on kept-alive connections with the bodies encoded up front:
+        the benchmark shares the machine with the operator, and the generated client would
+        spend more CPU building 1,000 requests than the operator spends answering them.
+        """
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
+        encoded = [(body["metadata"]["name"], json.dumps(body).encode()) for body in bodies]
+        local = threading.local()
+
+        def create(item: tuple[str, bytes]) -> tuple[str, float]:
+            if not hasattr(local, "connection"):
+                local.connection = self._connection()
+            name, data = item
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            local.connection.request("POST", path, body=data, headers=headers)
+            response = local.connection.getresponse()
+            answer = response.read()
+            if response.status != 201:
+                raise RuntimeError(f"creating {name}: {response.status} {answer[:300]!r}")
+            return name, time.monotonic()
 
         with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
-            return dict(pool.map(create, bodies))
+            return dict(pool.map(create, encoded))
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        settings = self.api_client.configuration
+        context = ssl.create_default_context(cafile=settings.ssl_ca_cert)
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+        url = urllib.parse.urlsplit(settings.host)
+        return http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=60)
 
     def delete_all(self, plural: str, namespace: str, names: Iterable[str]) -> None:
         def delete(name: str) -> None:

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--keep-sandbox", action="store_true")
     args = parser.parse_args()
+    # `kill` stops the run like Ctrl-C: the operator and the sandbox are stopped by pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = Settings(idle_seconds=args.idle_seconds, settle_seconds=args.settle_seconds)
 
     directory = default_sandbox_dir()
@@ -92,10 +95,7 @@ def main() -> int:
         meter = Meter(operator.pid)
         for name in args.only or list(SCENARIOS):
             print(f"scenario {name} ...", flush=True)
-            found = SCENARIOS[name](cluster, meter, settings)
-            for row in found:
-                print(f"  {row.what}: {row.value} (load {row.load})", flush=True)
-            rows.extend(found)
+            rows.extend(SCENARIOS[name](cluster, meter, settings))
             if not operator.alive():
                 raise RuntimeError(f"the operator exited; see {log}")
         rows.append(

@@ -16,14 +16,14 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cluster import Cluster, continuous_training, model_deployment, training_job
 from kubernetes import watch
 from meter import Meter, Window, percentile
 
-__all__ = ["Row", "Settings", "burst", "continuous_idle", "serving"]
+__all__ = ["Row", "Rows", "Settings", "burst", "continuous_idle", "serving"]
 
 VERSION_LABEL = "ctrain.dev/model-version"
 
@@ -48,6 +48,18 @@ class Row:
     value: str
     goal: str
     load: str
+
+
+class Rows(list[Row]):
+    """The rows of a scenario, each printed as soon as it is measured (a run is long)."""
+
+    def append(self, row: Row) -> None:
+        print(f"  {row.what}: {row.value} (load {row.load})", flush=True)
+        super().append(row)
+
+    def extend(self, rows: Iterable[Row]) -> None:
+        for row in rows:
+            self.append(row)
 
 
 def _idle_row(what: str, window: Window, goal: str = "<= 5% of a core") -> Row:
@@ -106,7 +118,7 @@ def _with_status(cluster: Cluster, plural: str, namespace: str) -> int:
 
 def serving(cluster: Cluster, meter: Meter, settings: Settings) -> list[Row]:
     """Idle cost with 0, 500 and 100 ModelDeployments; status of 500 new ones; reaction."""
-    rows: list[Row] = []
+    rows = Rows()
     time.sleep(settings.settle_seconds)
     rows.append(_idle_row("idle, nothing to watch", meter.idle(settings.idle_seconds)))
 
@@ -222,15 +234,18 @@ def continuous_idle(cluster: Cluster, meter: Meter, settings: Settings) -> list[
     )
     time.sleep(settings.settle_seconds)
     window = meter.idle(settings.idle_seconds)
-    rows = [
-        Row(
-            f"{settings.loops} new ContinuousTrainings: all have a status",
-            _seconds(took, done, settings.loops, settings.status_timeout),
-            "",
-            window.load_note,
-        ),
-        _idle_row(f"idle, {settings.loops} ContinuousTrainings", window),
-    ]
+    rows = Rows()
+    rows.extend(
+        [
+            Row(
+                f"{settings.loops} new ContinuousTrainings: all have a status",
+                _seconds(took, done, settings.loops, settings.status_timeout),
+                "",
+                window.load_note,
+            ),
+            _idle_row(f"idle, {settings.loops} ContinuousTrainings", window),
+        ]
+    )
     cluster.delete_namespace(namespace)
     return rows
 
@@ -262,26 +277,29 @@ def burst(cluster: Cluster, meter: Meter, settings: Settings) -> list[Row]:
         ]
         last = max(jobs.first_seen.values(), default=started)
     all_jobs = None if took is None else last - started
-    rows = [
-        Row(
-            f"{count} TrainingJobs at once (created in {applied:.1f} s): every Job exists",
-            _seconds(all_jobs, done, count, settings.status_timeout),
-            "<= 20 s",
-            window.load_note,
-        ),
-        Row(
-            "  apply -> Job under the burst",
-            f"p50 {percentile(latencies, 0.5):.2f} s, p99 {percentile(latencies, 0.99):.2f} s",
-            "p99 <= 5 s",
-            window.load_note,
-        ),
-        Row(
-            "  operator during the burst",
-            f"{window.cpu_seconds:.1f} CPU-s, peak RSS {window.peak_rss_mib:.0f} MiB",
-            "RSS <= 250 MiB",
-            window.load_note,
-        ),
-    ]
+    rows = Rows()
+    rows.extend(
+        [
+            Row(
+                f"{count} TrainingJobs at once (created in {applied:.1f} s): every Job exists",
+                _seconds(all_jobs, done, count, settings.status_timeout),
+                "<= 20 s",
+                window.load_note,
+            ),
+            Row(
+                "  apply -> Job under the burst",
+                f"p50 {percentile(latencies, 0.5):.2f} s, p99 {percentile(latencies, 0.99):.2f} s",
+                "p99 <= 5 s",
+                window.load_note,
+            ),
+            Row(
+                "  operator during the burst",
+                f"{window.cpu_seconds:.1f} CPU-s, peak RSS {window.peak_rss_mib:.0f} MiB",
+                "RSS <= 250 MiB",
+                window.load_note,
+            ),
+        ]
+    )
     time.sleep(settings.settle_seconds)
     singles: list[float] = []
     mark = meter.start()
