@@ -34,6 +34,7 @@ from ctrain.controller.modeldeployment.reconcile import KIND as MODELDEPLOYMENT
 from ctrain.controller.podspec import MANAGED_BY
 from ctrain.controller.runtime.context import Context, Memory
 from ctrain.controller.runtime.engine import Runtime
+from ctrain.controller.runtime.events import EventPoster
 from ctrain.controller.runtime.owners import stores_for
 from ctrain.controller.runtime.store import Followers
 from ctrain.controller.storage.clients import S3Clients
@@ -53,12 +54,15 @@ def _load_client() -> client.ApiClient:
         config.load_kube_config()
     api_client = client.ApiClient()
     # Every worker thread may hold a connection; the default pool of 4 would queue them.
-    api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 16
+    api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
     return api_client
 
 
-def build_runtime(kube: Kube, operator_config: OperatorConfig) -> Runtime:
-    """The Context and the loops of every kind, not yet started."""
+def build_runtime(
+    kube: Kube, operator_config: OperatorConfig, *, background_events: bool = True
+) -> Runtime:
+    """The Context and the loops of every kind, not yet started (`background_events`
+    False: Events are posted in the pass, which tests read in order)."""
     runtime: Runtime | None = None
 
     def wake(endpoint: Any) -> None:
@@ -77,8 +81,22 @@ def build_runtime(kube: Kube, operator_config: OperatorConfig) -> Runtime:
         relations=Followers(),
         memory=Memory(),
     )
-    runtime = Runtime(context, KINDS)
+    runtime = Runtime(context, KINDS, EventPoster(kube) if background_events else None)
     return runtime
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No change detection: the operator has event handlers only, so kopf's diff base (a
+    deep copy of every body on every event) would be computed for nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 @kopf.on.startup()
@@ -86,6 +104,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.enabled = False  # our own Events, one per transition
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = "ctrain.dev/finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
     selector = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
     for child in CHILDREN:
         settings.watching.label_selectors[child.group, child.version, child.plural] = selector

@@ -172,7 +172,11 @@ class Harness:
     def __init__(self, config: OperatorConfig | None = None, now: datetime | None = None):
         self.api = FakeApi()
         self.now = now or datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC)
-        self.runtime: Runtime = build_runtime(self.api, config or OperatorConfig())  # type: ignore[arg-type]
+        self.runtime: Runtime = build_runtime(
+            self.api,  # type: ignore[arg-type]
+            config or OperatorConfig(),
+            background_events=False,
+        )
         self.runtime.context.clock = lambda: self.now
         self.api.watch = self.runtime.observe
 

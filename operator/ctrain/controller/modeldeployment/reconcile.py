@@ -249,7 +249,9 @@ def _write(
 ) -> None:
     if write_status(context, MODELDEPLOYMENTS, body, status) is None:
         return  # deleted meanwhile
-    if old.phase != status.phase:
+    if old.phase != status.phase and not events:
+        # A rollout's own Event (RollingOut, RolloutComplete, RolledBack) already tells
+        # this transition; the phase's Event is for the others (a version not found).
         degraded = status.phase == ModelDeploymentPhase.DEGRADED
         events.append((str(status.phase), status.message or "", degraded))
     for condition in changed_conditions(old.conditions, status.conditions):
@@ -262,7 +264,7 @@ KIND = Kind(
     resource=MODELDEPLOYMENTS,
     reconcile=reconcile,
     reject=reject,
-    workers=4,
+    workers=8,
     children={
         DEPLOYMENTS: controlled_by("ModelDeployment"),
         SERVICES: controlled_by("ModelDeployment"),

@@ -69,6 +69,8 @@ class Context:
     relations: Followers[ObjectRef]  # e.g. a ContinuousTraining follows a ModelDeployment
     memory: Memory
     clock: Callable[[], datetime] = utcnow
+    # How Events leave: in the background when running, at once in tests (`kube.event`).
+    post_event: Callable[[dict[str, Any], str, str, bool], None] | None = None
 
     def store(self, resource: Resource) -> Store:
         return self.stores[resource]

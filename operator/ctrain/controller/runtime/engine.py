@@ -27,6 +27,7 @@ from ctrain.controller import metrics
 from ctrain.controller.deadline import running_until
 from ctrain.controller.kube import Invalid, Resource
 from ctrain.controller.runtime.context import Context, Rejected
+from ctrain.controller.runtime.events import EventPoster
 from ctrain.controller.runtime.owners import OwnerRule
 from ctrain.controller.runtime.queue import Backoff, WorkQueue
 from ctrain.controller.runtime.store import ObjectRef
@@ -133,8 +134,13 @@ class Loop(Generic[K]):
 class Runtime:
     """Every kind's loop and the storage loop, fed by watch events."""
 
-    def __init__(self, context: Context, kinds: Iterable[Kind]) -> None:
+    def __init__(
+        self, context: Context, kinds: Iterable[Kind], events: EventPoster | None = None
+    ) -> None:
         self.context = context
+        self.events = events
+        if events is not None:
+            context.post_event = events.post
         self.kinds = {kind.resource.kind: kind for kind in kinds}
         self.loops: dict[str, Loop[ObjectRef]] = {
             name: Loop(kind.label, self._pass_of(kind), workers=kind.workers)
@@ -148,12 +154,16 @@ class Runtime:
         return [*self.loops.values(), self.storage_loop]
 
     def start(self) -> None:
+        if self.events is not None:
+            self.events.start()
         for loop in self._all():
             loop.start()
 
     def stop(self) -> None:
         for loop in self._all():
             loop.stop()
+        if self.events is not None:
+            self.events.stop()
 
     def enqueue(self, ref: ObjectRef) -> None:
         loop = self.loops.get(ref.kind)

@@ -50,5 +50,6 @@ def write_status(
 
 
 def post_events(context: Context, body: Body, events: Iterable[Event]) -> None:
+    post = context.post_event or context.kube.event
     for reason, message, warning in events:
-        context.kube.event(body, str(reason), message, warning=warning)
+        post(body, str(reason), message, warning)

@@ -171,6 +171,6 @@ KIND = Kind(
     resource=TRAININGJOBS,
     reconcile=reconcile,
     reject=reject,
-    workers=4,
+    workers=8,
     children={JOBS: controlled_by("TrainingJob"), PODS: labelled(TRAININGJOB_LABEL)},
 )

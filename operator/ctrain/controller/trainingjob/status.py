@@ -115,8 +115,6 @@ def compute_status(
         )
 
     job_status = (job or {}).get("status") or {}
-    if job_status.get("startTime"):
-        status.start_time = _time(job_status["startTime"])
     finished = sorted(
         (p for p in pods if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")),
         key=lambda p: p["metadata"].get("creationTimestamp", ""),
@@ -153,6 +151,10 @@ def compute_status(
         status.phase = TrainingJobPhase.PENDING
         status.message = f"created Job {job_name}"
         cond(ConditionType.READY, False, Reason.JOB_CREATED, status.message)
+    if status.phase != TrainingJobPhase.PENDING and job_status.get("startTime"):
+        # The Job's start, once training has begun: a Job whose pods cannot be created yet
+        # (a quota, a missing Secret) has "started" for the Job controller, not for us.
+        status.start_time = _time(job_status["startTime"])
     return status
 
 
