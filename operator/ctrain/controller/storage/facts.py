@@ -210,14 +210,22 @@ def _model(s3: S3Client, fact: ModelFact, previous: Reading | None) -> Reading:
             etag, changed = _conditional_get(s3, fact.location.bucket, key, previous)
         except ClientError as error:
             return Reading(failure=Failure(Reason.STORAGE_ERROR, f"reading {key}: {error}"))
-        if not changed and previous is not None:
-            return previous
+        if previous is not None and (not changed or (etag is None and _missing(previous))):
+            return previous  # unchanged, or still missing
         version = registry.resolve(fact.model, fact.ref)
         return Reading(_resolved(registry, fact.model, version), etag=etag)
     except RegistryUnavailable:
         raise
     except RegistryError as error:
         return Reading(failure=Failure(Reason.VERSION_NOT_FOUND, str(error)))
+
+
+def _missing(reading: Reading) -> bool:
+    """The last reading found no object at all (no alias yet, no such version)."""
+    failure = reading.failure
+    return (
+        reading.etag is None and failure is not None and failure.reason == Reason.VERSION_NOT_FOUND
+    )
 
 
 def _resolved(registry: Registry, model: str, version: str) -> Resolved:

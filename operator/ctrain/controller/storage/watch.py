@@ -3,25 +3,29 @@
 Objects do not read S3 in their own passes. A ModelDeployment says which fact it follows
 (`champion` of its model in its registry) and reads the latest reading from here; the
 watch reads each fact again when it is due (the shortest interval any follower asked
-for, jittered) and enqueues the followers of a fact whose reading changed. So 100
+for) and enqueues the followers of a fact whose reading changed. So 100
 ModelDeployments of one model cost one conditional request per interval, and a champion
 that moves reaches all of them at once.
 
 Reads are grouped by endpoint: one pass per endpoint reads its due facts in turn, and
-the runtime never runs two passes of one endpoint at once. An endpoint that does not
-answer fails its pass at the first timeout: every fact of that endpoint due then gets
-the failure as its reading (its followers report it) and the pass raises, so the
-runtime backs that endpoint off while other endpoints are read as usual.
+the runtime never runs two passes of one endpoint at once. An endpoint is read at most
+`READS_PER_SECOND` times a second at rest: with more facts than that many per interval,
+each is read a little less often, so the cost of watching stays bounded however many
+models are followed (and an in-cluster promotion is read at once anyway, `refresh`).
+
+An endpoint that does not answer fails its pass at the first timeout: every fact of that
+endpoint due then gets the failure as its reading (its followers report it) and the pass
+raises, so the runtime backs that endpoint off while other endpoints are read as usual.
 """
 
 import dataclasses
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 
 from ctrain.api import Reason
-from ctrain.controller.runtime.queue import jittered
 from ctrain.controller.runtime.store import ObjectRef
 from ctrain.controller.storage.clients import Endpoint, S3Clients
 from ctrain.controller.storage.facts import (
@@ -37,6 +41,7 @@ from ctrain.controller.storage.facts import (
 __all__ = ["StorageWatch"]
 
 log = logging.getLogger("ctrain.operator")
+READS_PER_SECOND = 10.0  # per endpoint, at rest
 
 
 @dataclasses.dataclass
@@ -176,13 +181,19 @@ class StorageWatch:
                 return set()  # nobody follows it any more
             before, entry.reading = entry.reading, reading
             # A failed endpoint is read again when its backoff ends, whatever the interval.
-            entry.due = (
-                self._clock() if retry else self._clock() + jittered(min(entry.intervals.values()))
-            )
+            entry.due = self._clock() if retry else self._clock() + self._interval(fact, entry)
             if before == reading:
                 return set()
             log.info("%s: %s", fact, _describe(reading))
             return set(entry.intervals)
+
+    def _interval(self, fact: Fact, entry: _Entry) -> float:
+        """Seconds until `fact` is read again: what its most demanding follower asked for,
+        stretched when the endpoint has more facts than it should be asked about per
+        second; spread over the last fifth so followers never wait longer than asked."""
+        facts = sum(1 for known in self._entries if known.endpoint == fact.endpoint)
+        asked = min(entry.intervals.values()) * random.uniform(0.8, 1.0)
+        return max(asked, facts / READS_PER_SECOND)
 
     def _next_due(self, endpoint: Endpoint) -> float | None:
         with self._lock:
