@@ -63,10 +63,10 @@ def test_first_pass_waits_for_the_registry_then_creates_its_children_once(
     harness.api.put(MODELDEPLOYMENTS, deployment("serving", "iris"))
     harness.drain()
     assert harness.api.writes() == [
-        ("create", "Service", "serving"),
         ("create", "Deployment", "serving"),
         ("patch_status", "ModelDeployment", "serving"),
         ("event", "RollingOut"),  # one Event per transition: it tells "Progressing" too
+        ("create", "Service", "serving"),  # last: a cluster IP can take a while
     ]
     complete(harness, "serving")
     harness.api.reset()

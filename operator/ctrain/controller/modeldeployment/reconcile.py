@@ -109,7 +109,6 @@ def reconcile(context: Context, body: Body) -> float | None:
         return None  # the storage watch enqueues this object once the version is read
     old = ModelDeploymentStatus.parse(body.get("status") or {})
     generation = metadata.get("generation", 1)
-    _ensure_service(context, body, spec)
     desired, resolve_error = resolution(spec, reading)
     deployments = context.store(DEPLOYMENTS)
     stable = deployments.get(namespace, deployment_name(name, "stable"))
@@ -151,6 +150,9 @@ def reconcile(context: Context, body: Body) -> float | None:
         if reason in (Reason.ROLLED_BACK, Reason.CANARY_FAILED):
             metrics.ROLLBACKS.labels(reason).inc()
     _write(context, body, old, status, events)
+    # Last: the apiserver allocates a cluster IP for a new Service, which can take seconds
+    # on a busy control plane; the status says what happens meanwhile.
+    _ensure_service(context, body, spec)
     return recheck
 
 
