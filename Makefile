@@ -76,6 +76,10 @@ up: binaries ## Start the local sandbox (control plane, node agent, S3, operator
 down: $(STAMP) ## Stop the local sandbox.
 	$(BIN)/ctrain dev down
 
+.PHONY: bench-operator
+bench-operator: binaries ## The operator benchmark in its own sandbox (about 15 minutes): a table against the goals.
+	$(BIN)/python benchmarks/operator/run.py $(BENCH_ARGS)
+
 .PHONY: image
 image: ## Build the container image ctrain:dev (needs a container engine).
 	docker build -t $(IMAGE) .

@@ -17,7 +17,9 @@ import yaml
 from ctrain_dev.sandbox.binaries import Binaries
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-SERVICE_CIDR = "10.0.0.0/24"
+# Room for a Service per ModelDeployment at the scale the operator benchmark runs (a /24
+# holds 254 and refuses the rest); pod networks are 10.16.0.0/16 and up, apart from it.
+SERVICE_CIDR = "10.0.0.0/16"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,9 @@ def trainer_spec(spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any
     """The spec the trainer receives: the user's spec with storage defaults resolved."""
     wire = spec.to_wire()
     storage = storage_settings(spec.storage, config)
-    wire["storage"] = {k: v for k, v in storage.items() if v is not None and k != "endpoint"}
+    # The trainer learns the endpoint and addressing style from its environment.
+    pod_only = ("endpoint", "addressingStyle")
+    wire["storage"] = {k: v for k, v in storage.items() if v is not None and k not in pod_only}
     return wire
 
 
@@ -51,7 +53,7 @@ def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[
         {"name": "CTRAIN_TRAININGJOB_UID", "value": metadata["uid"]},
         {"name": "HOME", "value": SCRATCH_DIR},
         {"name": "TMPDIR", "value": SCRATCH_DIR},
-        *storage_env(storage, config),
+        *storage_env(storage),
     ]
     volume, mount = scratch_volume()
     container = {

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from ctrain.api import TrainingJobStatus
+from ctrain.controller.runtime.status import serialise
 from ctrain.controller.trainingjob.status import compute_status, invalid_spec_status
 
 pytestmark = pytest.mark.unit
@@ -43,10 +45,17 @@ def job(active: int = 0, condition: str | None = None, reason: str = "") -> dict
     }
 
 
-def compute(old, the_job, pods):
-    return compute_status(
-        old, the_job, pods, generation=1, job_name="tj-train", active_deadline_seconds=60
+def compute(old: dict, the_job, pods) -> dict:
+    """The status as it is written: built on the model, serialised like the runtime does."""
+    status = compute_status(
+        TrainingJobStatus.parse(old),
+        the_job,
+        pods,
+        generation=1,
+        job_name="tj-train",
+        active_deadline_seconds=60,
     )
+    return serialise(status)
 
 
 SUMMARY = {
@@ -124,7 +133,9 @@ def test_failures_name_their_cause(message, exit_code, job_reason, reason, fragm
 
 
 def test_invalid_spec_names_the_field():
-    status = invalid_spec_status({}, 2, "spec.dataset.uri: String should match pattern")
+    status = serialise(
+        invalid_spec_status(TrainingJobStatus(), 2, "spec.dataset.uri: String should match pattern")
+    )
     assert status["phase"] == "Failed"
     assert status["observedGeneration"] == 2
     assert "spec.dataset.uri" in status["message"]
