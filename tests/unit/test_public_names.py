@@ -31,8 +31,9 @@ API = [
 ]  # fmt: skip
 
 REGISTRY = [
-    "CHAMPION", "LATEST", "METADATA_FILE", "MODEL_FILE", "REFERENCE_FILE", "TRUSTED_TYPES",
-    "ChampionChange", "IntegrityError", "InvalidReference", "Layout", "LoadedModel",
+    "CHAMPION", "LATEST", "METADATA_FILE", "MODEL_FILE", "REFERENCE_FILE", "REJECTED_FILE",
+    "TRUSTED_TYPES", "ChampionChange", "ChampionMoved", "IntegrityError", "InvalidReference",
+    "JobClaim", "Layout", "LoadedModel",
     "Registry", "RegistryError", "StorageUnavailable", "UntrustedModel", "VersionConflict",
     "VersionNotFound", "sha256_hex",
 ]  # fmt: skip

@@ -18,6 +18,7 @@ __all__ = [
     "METADATA_FILE",
     "MODEL_FILE",
     "REFERENCE_FILE",
+    "REJECTED_FILE",
     "Layout",
     "check_model_name",
     "check_version",
@@ -27,6 +28,7 @@ MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
 CLAIM_FILE = ".claim"
+REJECTED_FILE = "rejected.json"
 CHAMPION = "champion"
 LATEST = "latest"
 
