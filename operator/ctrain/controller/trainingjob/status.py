@@ -160,6 +160,7 @@ def _succeeded(status: dict[str, Any], summary: TrainingSucceeded, cond: Any) ->
             "metrics": summary.metrics,
             "keyMetric": summary.key_metric,
             "baseline": summary.baseline and summary.baseline.to_wire(),
+            "comparison": summary.comparison and summary.comparison.to_wire(),
             "gates": [gate.to_wire() for gate in summary.gates],
             "decision": summary.decision,
             "blessed": summary.blessed,
@@ -183,18 +184,16 @@ def _succeeded(status: dict[str, Any], summary: TrainingSucceeded, cond: Any) ->
         Reason.TRAINING_SUCCEEDED,
         f"version {version} registered at {summary.artifact_uri} ({summary.key_metric})",
     )
-    if summary.blessed:
+    if summary.blessed_reason:  # the trainer's own (NotSignificant, ChampionNotComparable...)
+        reason = summary.blessed_reason
+    elif summary.blessed:
         reason = Reason.GATES_PASSED if summary.baseline else Reason.NO_BASELINE
     else:
         gates_failed = any(not gate.passed for gate in summary.gates)
         reason = Reason.GATES_FAILED if gates_failed else Reason.BASELINE_NOT_BEATEN
     cond(ConditionType.BLESSED, summary.blessed, reason, decision)
-    cond(
-        ConditionType.READY,
-        True,
-        Reason.PROMOTED if summary.promoted else Reason.NOT_PROMOTED,
-        status["message"],
-    )
+    promoted = Reason.PROMOTED if summary.promoted else Reason.NOT_PROMOTED
+    cond(ConditionType.READY, True, summary.promotion_reason or promoted, status["message"])
 
 
 def _failed(status: dict[str, Any], cond: Any, reason: str, message: str) -> None:
