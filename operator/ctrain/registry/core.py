@@ -333,7 +333,9 @@ class Registry:
             return change
         raise VersionConflict(f"could not move the champion of {model!r}: too many writers")
 
-    def rollback(self, model: str, reason: str, *, to: str | int | None = None) -> ChampionChange:
+    def rollback(
+        self, model: str, reason: str, *, to: str | int | None = None, by: str = ""
+    ) -> ChampionChange:
         """Make ``to`` (default: the previous champion that is not rejected) the champion."""
         target = self.previous_champion(model) if to is None else check_version(to)
         if target is None:
@@ -342,7 +344,7 @@ class Registry:
         current = self.champion(model)
         if current == target:
             raise VersionConflict(f"v{target} of {model!r} already is the champion")
-        change = self._champs.move(model, current, target, reason=reason, by="", action="rollback")
+        change = self._champs.move(model, current, target, reason=reason, by=by, action="rollback")
         assert change is not None
         return change
 
