@@ -298,36 +298,32 @@ def _from_confusion(metric: Metric, matrix: np.ndarray) -> np.ndarray:
 def _auc_scorer(y_true: np.ndarray, model: Predictions) -> Scorer:
     """scikit-learn's roc_auc_score (binary, or one-vs-rest macro) for resampled rows.
 
-    A resample is a multiset of rows; AUC is the weighted share of (positive, negative)
-    pairs ordered correctly, ties counting half. Sorting each class's scores once, a
-    resample needs only its row counts and cumulative sums over the tie groups.
+    A resample is a multiset of rows; AUC is the share of (positive, negative) pairs it
+    orders correctly, ties counting half. Each class's scores are ranked once into tie
+    groups; a resample then needs only its count of positives and negatives per group.
     """
     if model.proba is None or model.classes is None:
         raise ValueError("roc_auc_ovr needs predict_proba")
     truth, proba, classes = np.asarray(y_true), np.asarray(model.proba), model.classes
-    rows = len(truth)
     if len(classes) == 2:
         tasks = [(truth == classes[1], proba[:, 1])]
     else:
         tasks = [(truth == label, proba[:, column]) for column, label in enumerate(classes)]
     prepared = []
     for positive, scores in tasks:
-        order = np.argsort(scores, kind="stable")
-        ranked = scores[order]
-        starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-        prepared.append((order, positive[order], starts))
+        groups, group_of_row = np.unique(scores, return_inverse=True)  # ascending tie groups
+        cell_of_row = group_of_row * 2 + positive.astype(np.int64)
+        prepared.append((cell_of_row, 2 * len(groups)))
 
     def score(index: np.ndarray) -> np.ndarray:
         drawn = np.atleast_2d(index)
         batch = drawn.shape[0]
-        offsets = (np.arange(batch) * rows)[:, None]
-        counts = np.bincount((drawn + offsets).ravel(), minlength=batch * rows)
-        weights = counts.reshape(batch, rows).astype(np.float64)
         per_task = []
-        for order, positive, starts in prepared:
-            ordered = weights[:, order]
-            positives = np.add.reduceat(ordered * positive, starts, axis=1)
-            negatives = np.add.reduceat(ordered * ~positive, starts, axis=1)
+        for cell_of_row, cells in prepared:
+            offsets = (np.arange(batch) * cells)[:, None]
+            counts = np.bincount((cell_of_row[drawn] + offsets).ravel(), minlength=batch * cells)
+            counts = counts.reshape(batch, cells // 2, 2).astype(np.float64)
+            negatives, positives = counts[..., 0], counts[..., 1]
             below = np.cumsum(negatives, axis=1) - negatives
             pairs = positives.sum(axis=1) * negatives.sum(axis=1)
             right = (positives * (below + 0.5 * negatives)).sum(axis=1)
