@@ -47,9 +47,13 @@ def test_comparison_verdict(
     verdict: ComparisonVerdict,
     significant: bool | None,
 ) -> None:
-    got, reason, was = comparison_verdict(delta, p_value, _evaluation(**evaluation), "2")
+    scores = ("accuracy", 0.9, 0.9 - delta)
+    got, reason, was = comparison_verdict(
+        delta, p_value, _evaluation(**evaluation), "2", scores=scores
+    )
     assert (got, was) == (verdict, significant)
-    assert "champion v2" in reason
+    assert "accuracy 0.9000" in reason and f"champion v2 {0.9 - delta:.4f}" in reason
+    assert ("beats" in reason) == (verdict == BETTER)
 
 
 def _judged(verdict: ComparisonVerdict, **fields: Any) -> Judged:
@@ -61,7 +65,7 @@ def _judged(verdict: ComparisonVerdict, **fields: Any) -> Judged:
         challenger={"accuracy": 0.97},
         champion={"accuracy": 0.93},
         verdict=verdict,
-        reason=fields.pop("reason", "delta +0.0400 over champion v2"),
+        reason=fields.pop("reason", "accuracy 0.9700 beats champion v2 0.9300: delta +0.0400"),
         **fields,
     )
     return Judged(comparison, {"accuracy": 0.93})
@@ -81,8 +85,8 @@ def _judge(judged: Judged | None, *, gates: Any = (), promote: bool = True, **ev
 def test_a_better_challenger_is_blessed_and_promoted() -> None:
     verdict = _judge(_judged(BETTER))
     assert (verdict.blessed, verdict.promote, verdict.reason) == (True, True, Reason.GATES_PASSED)
-    assert verdict.decision.startswith(
-        "promoted: accuracy 0.9700 beats champion v2 0.9300 on 30 unseen rows"
+    assert verdict.decision == (
+        "promoted: accuracy 0.9700 beats champion v2 0.9300: delta +0.0400 on 30 unseen rows"
     )
     assert verdict.before_promotion.startswith("blessed: accuracy 0.9700 beats")
 

@@ -194,7 +194,11 @@ def compare_with_champion(
         return incomparable(f"cannot be compared: {exc}", excluded_rows=excluded)
 
     verdict, reason, significant = comparison_verdict(
-        paired.delta, paired.p_value, evaluation, version
+        paired.delta,
+        paired.p_value,
+        evaluation,
+        version,
+        scores=(key.value, challenger_scores[key.value], champion_scores[key.value]),
     )
     comparison = Comparison(
         champion_version=version,
@@ -224,33 +228,46 @@ def _predictions(model: Any, matrix: np.ndarray, key: Metric) -> Predictions:
 
 
 def comparison_verdict(
-    delta: float, p_value: float | None, evaluation: EvaluationSpec, version: str
+    delta: float,
+    p_value: float | None,
+    evaluation: EvaluationSpec,
+    version: str,
+    *,
+    scores: tuple[str, float, float] | None = None,
 ) -> tuple[ComparisonVerdict, str, bool | None]:
-    """Better or NotBetter, why, and (when significance is required) whether it was."""
+    """Better or NotBetter, why, and (when significance is required) whether it was.
+
+    ``scores`` is (key metric, challenger's value, champion's value), for the sentence.
+    """
     minimum = evaluation.min_improvement
-    against = f"over champion v{version}"
+    champion = f"champion v{version}"
+    both = beats = fails = champion
+    if scores is not None:
+        name, ours, theirs = scores
+        both = f"{name} {ours:.4f} vs {champion} {theirs:.4f}"
+        beats = f"{name} {ours:.4f} beats {champion} {theirs:.4f}"
+        fails = f"{name} {ours:.4f} does not beat {champion} {theirs:.4f}"
     if delta <= _TOLERANCE or delta < minimum - _TOLERANCE:
         return (
             ComparisonVerdict.NOT_BETTER,
-            f"delta {delta:+.4f} {against} is not a positive improvement of at least "
-            f"minImprovement {minimum}",
+            f"{fails}: delta {delta:+.4f} is not a gain of at least minImprovement {minimum}",
             None,
         )
     significance = evaluation.significance
     if significance is None or significance.test == "None":
-        return ComparisonVerdict.BETTER, f"delta {delta:+.4f} {against}", None
+        return ComparisonVerdict.BETTER, f"{beats}: delta {delta:+.4f}", None
     significant = p_value is not None and p_value < significance.alpha
     shown = "unknown" if p_value is None else f"{p_value:.4g}"
     if not significant:
         return (
             ComparisonVerdict.NOT_BETTER,
-            f"delta {delta:+.4f} {against} is not significant (p {shown}, alpha "
+            f"{both}: delta {delta:+.4f} is not significant (p {shown}, alpha "
             f"{significance.alpha})",
             False,
         )
     return (
         ComparisonVerdict.BETTER,
-        f"delta {delta:+.4f} {against}, significant (p {shown} < alpha {significance.alpha})",
+        f"{beats}: delta {delta:+.4f}, significant (p {shown} < alpha {significance.alpha})",
         True,
     )
 
@@ -323,11 +340,7 @@ def judge(
             why or Reason.BASELINE_NOT_BEATEN,
         )
     else:
-        text = (
-            f"{name} {comparison.challenger[name]:.4f} beats champion "
-            f"v{comparison.champion_version} {comparison.champion[name]:.4f} on "
-            f"{comparison.holdout_rows} unseen rows ({comparison.reason})"
-        )
+        text = f"{comparison.reason} on {comparison.holdout_rows} unseen rows"
     if promote:
         return Verdict(True, True, f"promoted: {text}", reason, f"blessed: {text}")
     return Verdict(True, False, f"blessed, not promoted (promote is false): {text}", reason)
