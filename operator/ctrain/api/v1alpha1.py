@@ -48,6 +48,8 @@ from ctrain.api.modeldeployment import (
     StrategySpec,
 )
 from ctrain.api.status import (
+    Comparison,
+    ComparisonVerdict,
     ContinuousTrainingPhase,
     ContinuousTrainingStatus,
     DriftStatus,
@@ -67,6 +69,7 @@ from ctrain.api.trainingjob import (
     EvaluationSpec,
     Expectations,
     Gate,
+    SignificanceSpec,
     TrainingJobSpec,
 )
 
@@ -83,6 +86,8 @@ __all__ = [
     "ApiModel",
     "CanarySpec",
     "ColumnExpectation",
+    "Comparison",
+    "ComparisonVerdict",
     "Condition",
     "ConditionStatus",
     "ConditionType",
@@ -109,6 +114,7 @@ __all__ = [
     "OnNewDataTrigger",
     "Reason",
     "Resource",
+    "SignificanceSpec",
     "StorageSpec",
     "StrategySpec",
     "Task",

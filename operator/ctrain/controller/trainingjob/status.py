@@ -205,6 +205,7 @@ def _succeeded(status: TrainingJobStatus, summary: TrainingSucceeded, cond: SetC
         if baseline
         else None
     )
+    status.comparison = summary.comparison
     status.gates = list(summary.gates)
     status.decision = summary.decision
     status.blessed = summary.blessed
@@ -226,18 +227,16 @@ def _succeeded(status: TrainingJobStatus, summary: TrainingSucceeded, cond: SetC
         Reason.TRAINING_SUCCEEDED,
         f"version {version} registered at {summary.artifact_uri} ({summary.key_metric})",
     )
-    if summary.blessed:
+    if summary.blessed_reason:  # the trainer's own (NotSignificant, ChampionNotComparable...)
+        reason = summary.blessed_reason
+    elif summary.blessed:
         reason = Reason.GATES_PASSED if summary.baseline else Reason.NO_BASELINE
     else:
         gates_failed = any(not gate.passed for gate in summary.gates)
         reason = Reason.GATES_FAILED if gates_failed else Reason.BASELINE_NOT_BEATEN
     cond(ConditionType.BLESSED, summary.blessed, reason, decision)
-    cond(
-        ConditionType.READY,
-        True,
-        Reason.PROMOTED if summary.promoted else Reason.NOT_PROMOTED,
-        status.message,
-    )
+    promoted = Reason.PROMOTED if summary.promoted else Reason.NOT_PROMOTED
+    cond(ConditionType.READY, True, summary.promotion_reason or promoted, status.message)
 
 
 def _failed(status: TrainingJobStatus, cond: SetCondition, reason: str, message: str) -> None:
