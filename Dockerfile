@@ -1,23 +1,29 @@
-# syntax=docker/dockerfile:1
 # One image for every ctrain role; the pod's command picks it:
 #   ctrain operator | ctrain train | ctrain serve | ctrain models ...
-# Build: docker build -t ctrain:dev .   (or `make image`)
+# Build: `make image` (finds or starts a Docker engine and, where the default base cannot
+# be pulled, makes an equivalent locally), or plainly `docker build -t ctrain:dev .`.
+
+# Any Debian-like image with CPython 3.11 (`python` on PATH, venv, useradd) will do.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # The builder installs ctrain and its pinned dependencies into a virtualenv. Every
 # dependency ships manylinux wheels for CPython 3.11, so no compiler is needed here either.
-FROM python:3.11-slim-bookworm AS builder
+FROM ${BASE_IMAGE} AS builder
+# A package index for pip; empty means pip's default index. `make image` points it at a
+# local index of wheels downloaded on the host where the build cannot reach the network.
+ARG PACKAGE_INDEX=
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/ctrain
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN /opt/ctrain/bin/pip install .
+RUN /opt/ctrain/bin/pip install ${PACKAGE_INDEX:+--index-url "$PACKAGE_INDEX"} .
 
 # The final stage holds only the Python runtime and the virtualenv: no build tools, no
-# sources, no pip cache. The venv's interpreter links to /usr/local/bin/python3.11, which
-# is the same in both stages.
-FROM python:3.11-slim-bookworm
+# sources, no pip cache. The venv's interpreter links to the base's python, which is the
+# same in both stages.
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="ctrain" \
       org.opencontainers.image.description="Kubernetes operator for continuous training of ML models" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -31,5 +37,9 @@ ENV PATH=/opt/ctrain/bin:$PATH \
 # Numeric, so Kubernetes can check runAsNonRoot without resolving a user name.
 USER 65532:65532
 WORKDIR /tmp
+# The root filesystem may be read-only (`docker run --read-only`, the pods'
+# readOnlyRootFilesystem): /tmp, home and scratch space, is the one writable path. The
+# pods mount an emptyDir there or at /var/tmp (their TMPDIR).
+VOLUME ["/tmp"]
 ENTRYPOINT ["ctrain"]
 CMD ["--help"]

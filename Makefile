@@ -67,12 +67,20 @@ up: binaries ## Start the local sandbox (control plane, node agent, S3, operator
 down: $(STAMP) ## Stop the local sandbox.
 	$(BIN)/ctrain dev down
 
-.PHONY: image
-image: ## Build the container image ctrain:dev (needs a container engine).
-	docker build -t $(IMAGE) .
-
 KIND_CLUSTER ?= ctrain
 IMAGE ?= ctrain:dev
+
+.PHONY: image
+image: $(STAMP) ## Build the image ctrain:dev (your Docker, else the project's own engine; a local base where none can be pulled).
+	$(BIN)/ctrain dev image --tag $(IMAGE)
+
+.PHONY: test-image
+test-image: $(STAMP) ## Run the image as a restricted pod would: --help, train into S3, serve a prediction.
+	CTRAIN_E2E_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e/test_image.py -rs
+
+.PHONY: engine-down
+engine-down: $(STAMP) ## Stop the project's own Docker engine (images stay cached).
+	$(BIN)/ctrain dev engine down
 KIND_ENV = $(BIN)/python tests/e2e/conftest.py
 
 .PHONY: kind-up

@@ -126,3 +126,13 @@ def find_log(
     if not runs:
         raise click.ClickException(f"no {'previous ' if previous else ''}log for {chosen.name}")
     return runs[-1]
+
+
+def _add_container_commands() -> None:
+    from ctrain_dev.containers import cli as containers
+
+    dev.add_command(containers.image)
+    dev.add_command(containers.engine)
+
+
+_add_container_commands()
