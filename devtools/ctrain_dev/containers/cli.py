@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ctrain_dev.clierrors import one_line_errors
 from ctrain_dev.containers import engine as engine_module
 from ctrain_dev.containers import image as image_module
 
@@ -26,6 +27,7 @@ ROOT_OPTION = click.option(
     help=f"Base image (default {image_module.DEFAULT_BASE}, or a locally made equivalent "
     "where it cannot be pulled).",
 )
+@one_line_errors
 def image(root: Path, tag: str, base: str | None) -> None:
     """Build the ctrain image from the Dockerfile (starting a Docker engine if needed)."""
     image_module.build(root.resolve(), tag, base)
@@ -37,6 +39,7 @@ def engine() -> None:
 
 
 @engine.command("up")
+@one_line_errors
 def engine_up() -> None:
     """Start it (installing Debian's docker.io first if needed)."""
     found = engine_module.find()
@@ -51,8 +54,18 @@ def engine_down() -> None:
 
 
 @engine.command("env")
+@one_line_errors
 def engine_env() -> None:
     """Print `export DOCKER_HOST=...` for the engine `make image` uses."""
     found = engine_module.find(start=False)
     if "DOCKER_HOST" in found.env:
         click.echo(f"export DOCKER_HOST={shlex.quote(found.env['DOCKER_HOST'])}")
+
+
+@click.command("node-image")
+@one_line_errors
+def node_image() -> None:
+    """Build the kind node image on this machine (where kindest/node cannot be pulled)."""
+    from ctrain_dev.containers import nodeimage
+
+    click.echo(nodeimage.node_image(engine_module.find()))

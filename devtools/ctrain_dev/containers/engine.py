@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctrain_dev.containers import errors
+from ctrain_dev.containers import errors, runtime
 
 Say = Callable[[str], None]
 
@@ -57,8 +57,15 @@ def data_root() -> Path:
     return cache_dir() / "docker"
 
 
-def dockerd_argv(dockerd: str, data: Path, run_dir: Path = RUN_DIR) -> list[str]:
+def dockerd_argv(
+    dockerd: str, data: Path, run_dir: Path = RUN_DIR, runtime: Path | None = None
+) -> list[str]:
     """The project's dockerd command line; every setting that touches the host is explicit."""
+    # Where this host withholds capabilities, containers run through runc-bounded (see
+    # ctrain_dev.containers.runtime): kind's privileged nodes could not start otherwise.
+    bounded = []
+    if runtime is not None:
+        bounded = [f"--add-runtime={runtime.name}={runtime}", f"--default-runtime={runtime.name}"]
     return [
         dockerd,
         f"--data-root={data}",
@@ -78,6 +85,7 @@ def dockerd_argv(dockerd: str, data: Path, run_dir: Path = RUN_DIR) -> list[str]
         f"--default-address-pool={ADDRESS_POOL}",
         "--storage-driver=overlay2",
         "--group=root",
+        *bounded,
     ]
 
 
@@ -167,11 +175,14 @@ def up(say: Say = _stderr, timeout: float = 60) -> Engine:
         dockerd = ensure_installed(say)
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         data_root().mkdir(parents=True, exist_ok=True)
+        bounded = None
+        if runtime.missing_capabilities():
+            bounded = runtime.install(RUN_DIR, runtime.interpreter())
         log = RUN_DIR / "dockerd.log"
         say(f"starting the project's Docker engine ({DOCKER_HOST}, data in {data_root()})")
         with log.open("ab") as output:
             process = subprocess.Popen(
-                dockerd_argv(dockerd, data_root()),
+                dockerd_argv(dockerd, data_root(), runtime=bounded),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -93,15 +93,16 @@ def build(
 
 
 # The model registry's S3 API for the image and kind tests: moto's server (the sandbox's
-# pin, from devtools/pyproject.toml) installed on the ctrain image, which has the Python.
+# pin, from devtools/pyproject.toml) in a virtualenv on the same base as the ctrain image.
 S3_DOCKERFILE = """\
-ARG IMAGE
-FROM ${IMAGE}
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
 ARG PACKAGE_INDEX=
-USER root
-RUN /opt/ctrain/bin/pip install ${PACKAGE_INDEX:+--index-url "$PACKAGE_INDEX"} '{moto}'
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/moto \\
+    && /opt/moto/bin/pip install ${PACKAGE_INDEX:+--index-url "$PACKAGE_INDEX"} '{moto}'
 USER 65532:65532
-ENTRYPOINT ["python", "-m", "moto.server", "--host", "0.0.0.0"]
+ENTRYPOINT ["/opt/moto/bin/python", "-m", "moto.server", "--host", "0.0.0.0"]
 CMD ["--port", "5000"]
 """
 
@@ -119,16 +120,14 @@ def s3_tag(image: str) -> str:
     return f"{repository}-s3:{tag}"
 
 
-def build_s3(root: Path, image: str, say: Say = _stderr) -> str:
-    """Build `s3_tag(image)`: the ctrain image plus moto's server (for tests only)."""
+def build_s3(root: Path, image: str, base: str | None = None, say: Say = _stderr) -> str:
+    """Build `s3_tag(image)`: moto's server on the ctrain image's base (for tests only)."""
     found = engine.find(say)
     tag = s3_tag(image)
     moto = moto_requirement(root)
-    requirements = sorted({*wheels.project_requirements(root / "pyproject.toml"), moto})
-    host_wheels = plan(found, image, say).host_wheels
-    with package_index(host_wheels, requirements, say) as index:
-        argv = docker_build_argv(Path("-"), tag, image, index)
-        argv = [arg if arg != f"BASE_IMAGE={image}" else f"IMAGE={image}" for arg in argv]
+    chosen = plan(found, base, say)
+    with package_index(chosen.host_wheels, [moto], say) as index:
+        argv = docker_build_argv(Path("-"), tag, chosen.base, index)
         run_build(found, argv, stdin=S3_DOCKERFILE.replace("{moto}", moto))
     return tag
 
