@@ -13,7 +13,7 @@ help: ## Show this help.
 
 $(STAMP): pyproject.toml devtools/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]' -e ./devtools
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,report]' -e ./devtools
 	@touch $@
 
 .PHONY: install
@@ -39,12 +39,16 @@ generate: $(STAMP) ## Regenerate the CRDs (crds/, package and chart copies) and 
 	$(BIN)/ctrain generate --root .
 	$(BIN)/python deploy/argocd/render_cm.py
 
+.PHONY: test-tools
+test-tools: ## Install promtool and Chromium for the tests that drive them (Debian apt, once).
+	tests/tools/ensure-tools.sh
+
 .PHONY: test
-test: lint binaries ## Everything CI runs: lint, unit and integration tests (starts a sandbox).
+test: lint binaries test-tools ## Everything CI runs: lint, unit and integration tests (starts a sandbox).
 	$(BIN)/pytest tests/unit tests/integration
 
 .PHONY: test-unit
-test-unit: binaries ## Unit tests only (no cluster; the chart tests use helm).
+test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests use helm).
 	$(BIN)/pytest tests/unit
 
 .PHONY: test-integration

@@ -3,15 +3,25 @@ RBAC, the operator's environment contract, the strict values schema and the gene
 """
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chart_render import (
+    CHART,
+    FULLNAME,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    find_helm,
+    one,
+    only,
+    render,
+    run_helm,
+)
 from click.testing import CliRunner
 
 from ctrain.api import KINDS, Resource
@@ -23,10 +33,11 @@ from ctrain_dev.sandbox import binaries
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "ctrain"
-RELEASE, NAMESPACE = "ctrain", "ctrain-system"
-FULLNAME = "ctrain"  # the release name already contains the chart name
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return find_helm()
+
 
 ALL_VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
 # What the reconcilers call, per (apiGroup, resource): exactly this and nothing more.
@@ -46,50 +57,6 @@ NAMESPACED_PERMISSIONS = {
 }
 # kopf's resource discovery: it watches CRDs to serve ones created after it started.
 CLUSTER_PERMISSIONS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
-
-
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    """The sandbox's helm: from KUBEBUILDER_ASSETS or the build cache, else built now.
-
-    Looking first avoids `ensure_binaries()` building the Kubernetes binaries, which the
-    chart tests do not need, on a machine that has only helm.
-    """
-    candidates = [binaries.helm_cache_dir() / "helm"]
-    if assets := os.environ.get("KUBEBUILDER_ASSETS"):
-        candidates.insert(0, Path(assets) / "helm")
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return binaries.ensure_binaries()["helm"]
-
-
-def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, check=False, timeout=120
-    )
-
-
-def render(helm: Path, *sets: str) -> list[dict[str, Any]]:
-    """`helm template` with `--set`s, parsed into manifests."""
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    # helm built from source defaults to Kubernetes v1.20 for `template`; the chart needs 1.28+.
-    args += ["--kube-version", binaries.KUBERNETES_VERSION]
-    for value in sets:
-        args += ["--set", value]
-    result = run_helm(helm, *args)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def only(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [m for m in manifests if m["kind"] == kind]
-
-
-def one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = only(manifests, kind)
-    assert len(found) == 1, [m["metadata"]["name"] for m in found]
-    return found[0]
 
 
 def container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -318,9 +285,16 @@ def assert_no_wildcards_or_secrets(rules: list[dict[str, Any]]) -> None:
         assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
 
 
+def operator_cluster_role(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator's own ClusterRole (the others are the users' aggregated roles)."""
+    roles = [m for m in only(manifests, "ClusterRole") if m["metadata"]["name"] == FULLNAME]
+    assert len(roles) == 1
+    return roles[0]
+
+
 def test_cluster_role_is_least_privilege(helm: Path) -> None:
     manifests = render(helm)
-    role = one(manifests, "ClusterRole")
+    role = operator_cluster_role(manifests)
     assert_no_wildcards_or_secrets(role["rules"])
     assert permissions(role["rules"]) == {**CLUSTER_PERMISSIONS, **NAMESPACED_PERMISSIONS}
     assert only(manifests, "Role") == []
@@ -338,7 +312,7 @@ def test_cluster_role_is_least_privilege(helm: Path) -> None:
 
 def test_watch_namespaces_get_roles_and_no_cluster_wide_namespaced_rules(helm: Path) -> None:
     manifests = render(helm, "watchNamespaces={a,b}")
-    cluster_role = one(manifests, "ClusterRole")
+    cluster_role = operator_cluster_role(manifests)
     assert permissions(cluster_role["rules"]) == CLUSTER_PERMISSIONS
     roles = {role["metadata"]["namespace"]: role for role in only(manifests, "Role")}
     assert sorted(roles) == ["a", "b"]
@@ -533,7 +507,13 @@ def test_schema_is_strict_at_every_object_level() -> None:
 VALUES_TEXT = (CHART / "values.yaml").read_text()
 VALUES = yaml.safe_load(VALUES_TEXT)
 # Values that are Kubernetes objects are documented as a whole, not field by field.
-WHOLE_OBJECTS = {"resources", "podSecurityContext", "containerSecurityContext", "nodeSelector"}
+WHOLE_OBJECTS = {
+    "resources",
+    "podSecurityContext",
+    "containerSecurityContext",
+    "nodeSelector",
+    "monitoring.grafanaDashboard.labels",
+}
 
 
 def value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from ctrain.cli import main
@@ -69,13 +73,44 @@ def test_prefix_and_bucket_come_from_the_environment(populated: Registry, bucket
 def test_show(populated: Registry, bucket: str) -> None:
     result = _models(bucket, "show", "iris", "champion")
     assert result.exit_code == 0, result.output
-    header, uri, *body = result.stdout.splitlines()
-    assert header == "# iris v3 (champion)"
-    assert uri == f"# s3://{bucket}/ctrain/iris/versions/3/"
-    document = json.loads("\n".join(body))
-    assert document == populated.metadata("iris", "3")
-    assert _models(bucket, "show", "iris", "2").stdout.splitlines()[0] == "# iris v2"
-    assert _models(bucket, "show", "iris", "latest").stdout.splitlines()[0].startswith("# iris v3")
+    lines = [line.split(None, 1) for line in result.stdout.splitlines()]
+    fields = {line[0]: line[1] if len(line) > 1 else "" for line in lines}
+    assert fields["MODEL"] == "iris"
+    assert fields["VERSION"] == "3 (champion)"
+    assert fields["ARTIFACTS"] == f"s3://{bucket}/ctrain/iris/versions/3/"
+    assert fields["BLESSED"] == "yes"
+    assert fields["REJECTED"] == "no"
+    assert fields["accuracy"] == "0.9667"
+    assert fields["f1_macro"] == "0.9600"
+    assert _models(bucket, "show", "iris", "2").stdout.splitlines()[1].split() == ["VERSION", "2"]
+
+
+@pytest.mark.parametrize("reference", ["champion", "latest", "3"])
+def test_show_json_is_pure_json(populated: Registry, bucket: str, reference: str) -> None:
+    result = _models(bucket, "show", "iris", reference, "-o", "json")
+    assert result.exit_code == 0, result.output
+    # What `| python -m json.tool` and `| jq` need: one JSON document and nothing else.
+    tool = subprocess.run(
+        [sys.executable, "-m", "json.tool"], input=result.stdout, capture_output=True,
+        text=True, check=False,
+    )  # fmt: skip
+    assert tool.returncode == 0, tool.stderr
+    document = json.loads(result.stdout)
+    assert document == {
+        **populated.metadata("iris", "3"),
+        "artifactUri": f"s3://{bucket}/ctrain/iris/versions/3/",
+        "champion": True,
+        "rejected": False,
+    }
+
+
+def test_show_yaml(populated: Registry, bucket: str) -> None:
+    result = _models(bucket, "show", "iris", "2", "-o", "yaml")
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load(result.stdout)
+    assert document["version"] == "2"
+    assert document["champion"] is False
+    assert document["metrics"] == {"accuracy": 0.8, "f1_macro": 0.75}
 
 
 def test_show_of_a_missing_version_fails_cleanly(populated: Registry, bucket: str) -> None:
@@ -128,3 +163,105 @@ def test_rollback_without_a_previous_champion(s3_client: S3Client, bucket: str) 
     result = _models(bucket, "rollback", "iris", "--reason", "x")
     assert result.exit_code == 1
     assert "no previous champion" in result.stderr
+
+
+# --- output formats, every metric, rejected versions ---------------------------------------
+
+
+def json_tool(text: str) -> Any:
+    """Parse ``text`` as `python -m json.tool` does, failing on anything but one document."""
+    tool = subprocess.run(
+        [sys.executable, "-m", "json.tool"], input=text, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert tool.returncode == 0, tool.stderr
+    return json.loads(tool.stdout)
+
+
+def test_list_json_and_yaml(populated: Registry, bucket: str) -> None:
+    document = json_tool(_models(bucket, "list", "iris", "-o", "json").stdout)
+    assert document["model"] == "iris"
+    assert document["champion"] == "3"
+    assert [v["version"] for v in document["versions"]] == ["1", "2", "3"]
+    assert document["versions"][1] == {
+        "version": "2",
+        "createdAt": "2026-11-22T10:03:00Z",
+        "metrics": {"accuracy": 0.8, "f1_macro": 0.75},
+        "primaryMetric": "accuracy",
+        "blessed": False,
+        "champion": False,
+        "rejected": False,
+        "trainingJob": None,
+        "estimator": None,
+    }
+    assert yaml.safe_load(_models(bucket, "list", "iris", "-o", "yaml").stdout) == document
+
+
+def test_list_json_of_an_unknown_model_is_still_json(bucket: str) -> None:
+    document = json_tool(_models(bucket, "list", "nothing", "-o", "json").stdout)
+    assert document == {"model": "nothing", "champion": None, "versions": []}
+
+
+def test_history_json(populated: Registry, bucket: str) -> None:
+    document = json_tool(_models(bucket, "history", "iris", "-o", "json").stdout)
+    assert [(c["from"], c["to"], c["reason"]) for c in document["changes"]] == [
+        (None, "1", "first"),
+        ("1", "3", "better"),
+    ]
+    assert document["changes"][0]["time"].endswith("Z")
+    empty = json_tool(_models(bucket, "history", "nothing", "-o", "json").stdout)
+    assert empty == {"model": "nothing", "changes": []}
+
+
+def test_every_metric_can_be_listed(s3_client: S3Client, bucket: str) -> None:
+    registry = Registry(s3_client, bucket, "ctrain")
+    metrics = {"accuracy": 0.9, "f1_macro": 0.8, "precision_macro": 0.7, "recall_macro": 0.6}
+    registry.publish(
+        "iris", registry.reserve_version("iris"), b"m",
+        {"primaryMetric": "f1_macro", "metrics": metrics}, {},
+    )  # fmt: skip
+    default = _models(bucket, "list", "iris").stdout.splitlines()[0].split()
+    assert default == ["VERSION", "CREATED", "F1_MACRO", "ACCURACY", "PRECISION_MACRO",
+                       "BLESSED", "CHAMPION"]  # fmt: skip
+    every = _models(bucket, "list", "iris", "--all-metrics").stdout.splitlines()
+    assert every[0].split()[2:6] == ["F1_MACRO", "ACCURACY", "PRECISION_MACRO", "RECALL_MACRO"]
+    assert every[1].split()[2:6] == ["0.8000", "0.9000", "0.7000", "0.6000"]
+
+
+class RejectingRegistry(Registry):
+    """A registry with the rejection record another part of ctrain writes."""
+
+    def rejected(self, model: str, version: str) -> dict[str, str] | None:
+        return {"reason": "never became ready"} if version == "2" else None
+
+
+def test_rejected_versions_are_shown(s3_client: S3Client, bucket: str) -> None:
+    registry = RejectingRegistry(s3_client, bucket, "ctrain")
+    for blessed in (True, True, False):
+        metadata = {"primaryMetric": "accuracy", "metrics": {"accuracy": 0.9}, "blessed": blessed}
+        registry.publish("iris", registry.reserve_version("iris"), b"m", metadata, {})
+    # A rejection recorded in metadata.json counts too.
+    key = "ctrain/iris/versions/3/metadata.json"
+    doc = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps({**doc, "rejected": True}))
+
+    from ctrain.report.history import load_history
+
+    records = load_history(registry, "iris").versions
+    assert [(r.rejected, r.rejected_reason) for r in records] == [
+        (False, None),
+        (True, "never became ready"),
+        (True, None),
+    ]
+    runner = CliRunner()
+    result = runner.invoke(main, ["models", "list", "iris", "--bucket", bucket],
+                           obj={"s3_client": s3_client})  # fmt: skip
+    assert result.stdout.splitlines()[0].split()[-2:] == ["REJECTED", "CHAMPION"]
+
+
+def test_a_registry_without_rejections_reads_metadata_only(populated: Registry) -> None:
+    from ctrain.report.history import rejection
+
+    assert not hasattr(populated, "rejected") or callable(populated.rejected)
+    assert rejection(populated, "iris", "1", {}) == (False, None)
+    assert rejection(populated, "iris", "1", {"rejected": "bad canary"}) == (True, "bad canary")

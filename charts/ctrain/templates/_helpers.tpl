@@ -139,3 +139,60 @@ to serve resources whose CRDs appear after it started (the CRDs of this very rel
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
 {{- end -}}
+
+{{/*
+Labels the operator puts on the pods it creates (ctrain.controller: training_builders,
+serving_builders); the PodMonitor and the NetworkPolicies select them.
+*/}}
+{{- define "ctrain.trainerPodLabels" -}}
+app.kubernetes.io/name: ctrain-trainer
+app.kubernetes.io/managed-by: ctrain
+{{- end -}}
+
+{{- define "ctrain.serverPodLabels" -}}
+app.kubernetes.io/name: ctrain-server
+app.kubernetes.io/managed-by: ctrain
+{{- end -}}
+
+{{/* Labels of the chart's monitoring objects (PodMonitor, rules, dashboard). */}}
+{{- define "ctrain.monitoringLabels" -}}
+{{ include "ctrain.baseLabels" . }}
+app.kubernetes.io/component: monitoring
+app.kubernetes.io/part-of: ctrain
+{{- end -}}
+
+{{/*
+The namespaces of the pods the operator creates, for the PodMonitor and the
+NetworkPolicies: the given list, else watchNamespaces (a list; empty means all).
+*/}}
+{{- define "ctrain.workloadNamespaces" -}}
+{{- $given := index . 0 -}}
+{{- $root := index . 1 -}}
+{{- $given | default $root.Values.watchNamespaces | uniq | toJson -}}
+{{- end -}}
+
+{{/* The CA bundle mount: volume name, directory and file (empty when none is set). */}}
+{{- define "ctrain.caBundleFile" -}}
+{{- with .Values.storage.caBundle -}}
+{{- if .configMap.name -}}
+/etc/ctrain/ca/{{ .configMap.key }}
+{{- else if .secret.name -}}
+/etc/ctrain/ca/{{ .secret.key }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Egress of training and serving pods: DNS and the storage endpoint, nothing else. */}}
+{{- define "ctrain.egressRules" -}}
+- to:
+    {{- toYaml .dnsPeers | nindent 4 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- to:
+    {{- toYaml .storagePeers | nindent 4 }}
+  ports:
+    {{- toYaml .storagePorts | nindent 4 }}
+{{- end -}}

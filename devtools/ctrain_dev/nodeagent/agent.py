@@ -14,6 +14,8 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+import ctrain
+import ctrain_dev
 from ctrain_dev import host
 from ctrain_dev.nodeagent.runtime import PodWorker, Settings
 
@@ -152,8 +154,8 @@ class Agent:
             host_ip=self.host_ip,
             api_host=self.host_ip,
             pod_network=pod_network,
-            # The Python environment and the ctrain sources that pods run from the host.
-            preserve=sorted({sys.prefix, str(Path(__file__).resolve().parents[2])}),
+            # The Python environment and the sources (editable installs) pods run from the host.
+            preserve=sorted({sys.prefix, *_source_roots()}),
             api_port=api_port,
             path_prefix=str(Path(sys.executable).parent),
             run_as_pod_user=run_as_pod_user,
@@ -292,3 +294,11 @@ def serve(agent: Agent) -> None:
         except (ApiException, OSError) as error:
             log.warning("pod watch failed (%s); retrying", error)
             time.sleep(1)
+
+
+def _source_roots() -> set[str]:
+    """The directories `ctrain` and `ctrain_dev` are imported from (the checkout's source
+    roots when installed editable), which a volume over them must not hide."""
+    return {
+        str(Path(str(package.__file__)).resolve().parents[1]) for package in (ctrain, ctrain_dev)
+    }

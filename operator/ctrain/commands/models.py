@@ -1,9 +1,11 @@
 """`ctrain models`: look at and move models in the registry by hand.
 
-``list`` and ``show`` read; ``promote`` and ``rollback`` move the champion alias (every
-ModelDeployment with ``version: champion`` then rolls the new champion out) and record
-the reason in ``aliases/champion.log``, which ``history`` prints. ``rollback`` without
-``--to`` returns to the champion the current one replaced.
+``list``, ``show`` and ``history`` read (``-o table|json|yaml``; the machine formats print
+one document and nothing else); ``report`` draws a model's history into one HTML page;
+``promote`` and ``rollback`` move the champion alias (every ModelDeployment with
+``version: champion`` then rolls the new champion out) and record the reason in
+``aliases/champion.log``, which ``history`` prints. ``rollback`` without ``--to`` returns
+to the champion the current one replaced.
 
 The registry location comes from ``--bucket``/``--prefix`` (env ``CTRAIN_BUCKET``,
 ``CTRAIN_PREFIX``; default ``models``/``ctrain``) and S3 settings from the environment,
@@ -13,13 +15,15 @@ as for every ctrain role. Tests can pass a ready S3 client as ``obj={"s3_client"
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from ctrain.commands.output import emit, output_option, table
 from ctrain.registry import Registry, RegistryError
+from ctrain.report.history import ModelHistory, load_history, rejection
 from ctrain.storage import make_s3_client
 
 __all__ = ["models"]
@@ -66,53 +70,102 @@ def _registry_errors() -> Iterator[None]:
 
 @click.group("models")
 def models() -> None:
-    """List, inspect, promote and roll back model versions in the registry."""
+    """List, inspect, report on, promote and roll back model versions in the registry."""
 
 
 @models.command("list")
 @click.argument("model")
+@click.option(
+    "--all-metrics",
+    is_flag=True,
+    help="A column for every metric (default: the key metric and two more).",
+)
+@output_option
 @_registry_options
-def list_versions(model: str, bucket: str, prefix: str) -> None:
-    """List the versions of MODEL with their key metrics; * marks the champion."""
+def list_versions(model: str, all_metrics: bool, output: str, bucket: str, prefix: str) -> None:
+    """List the versions of MODEL with their metrics; * marks the champion."""
     registry = _registry(bucket, prefix)
     with _registry_errors():
-        versions = registry.list_versions(model)
-        champion = registry.champion(model)
-        if not versions:
-            click.echo(f"no versions of {model} in s3://{registry.bucket}/{registry.prefix}")
-            return
-        documents = [registry.metadata(model, version) for version in versions]
-    metric_names = _metric_columns(documents)
-    header = ["VERSION", "CREATED", *(name.upper() for name in metric_names), "BLESSED", "CHAMPION"]
+        history = load_history(registry, model)
+    if output == "table" and not history.versions:
+        click.echo(f"no versions of {model} in s3://{registry.bucket}/{registry.prefix}")
+        return
+    document = {
+        "model": model,
+        "champion": history.champion,
+        "versions": [record.to_json() for record in history.versions],
+    }
+    emit(output, document, lambda: _versions_table(history, all_metrics))
+
+
+def _versions_table(history: ModelHistory, all_metrics: bool) -> str:
+    names = history.metric_names()
+    if not all_metrics:
+        names = names[:3]
+    with_rejected = any(record.rejected for record in history.versions)
+    header = ["VERSION", "CREATED", *(name.upper() for name in names), "BLESSED"]
+    header += ["REJECTED"] if with_rejected else []
     rows = []
-    for doc in documents:
-        scores = doc.get("metrics") or {}
-        rows.append(
-            [
-                str(doc.get("version", "")),
-                str(doc.get("createdAt", "")),
-                *(_number(scores.get(name)) for name in metric_names),
-                "yes" if doc.get("blessed") else "no",
-                "*" if str(doc.get("version")) == champion else "",
-            ]
-        )
-    click.echo(_table(header, rows))
+    for record in history.versions:
+        row = [record.version, record.created_at or ""]
+        row += [_number(record.metrics.get(name)) for name in names]
+        row += ["yes" if record.blessed else "no"]
+        row += ["yes" if record.rejected else "no"] if with_rejected else []
+        rows.append([*row, "*" if record.champion else ""])
+    return table([*header, "CHAMPION"], rows)
 
 
 @models.command("show")
 @click.argument("model")
 @click.argument("version")
+@output_option
 @_registry_options
-def show(model: str, version: str, bucket: str, prefix: str) -> None:
-    """Print metadata.json of VERSION of MODEL (a number, champion or latest)."""
+def show(model: str, version: str, output: str, bucket: str, prefix: str) -> None:
+    """Show VERSION of MODEL (a number, champion or latest): metadata.json and its standing.
+
+    ``-o json`` and ``-o yaml`` print metadata.json with ``artifactUri``, ``champion`` and
+    ``rejected`` added.
+    """
     registry = _registry(bucket, prefix)
     with _registry_errors():
         resolved = registry.resolve(model, version)
-        document = registry.metadata(model, resolved)
+        metadata = registry.metadata(model, resolved)
         champion = registry.champion(model)
-    click.echo(f"# {model} v{resolved}{' (champion)' if resolved == champion else ''}")
-    click.echo(f"# {registry.artifact_uri(model, resolved)}")
-    click.echo(json.dumps(document, indent=2, sort_keys=True))
+        rejected, reason = rejection(registry, model, resolved, metadata)
+    document = {
+        **metadata,
+        "artifactUri": registry.artifact_uri(model, resolved),
+        "champion": resolved == champion,
+        "rejected": rejected,
+    }
+    if rejected:
+        document["rejectedReason"] = reason
+    emit(output, document, lambda: _show_table(model, resolved, document))
+
+
+def _show_table(model: str, version: str, doc: dict[str, Any]) -> str:
+    def part(key: str) -> dict[str, Any]:
+        value = doc.get(key)
+        return value if isinstance(value, dict) else {}
+
+    dataset, job = part("dataset"), part("trainingJob")
+    rejected = "yes" if doc["rejected"] else "no"
+    if doc.get("rejectedReason"):
+        rejected += f" ({doc['rejectedReason']})"
+    rows = [
+        ["MODEL", model],
+        ["VERSION", version + (" (champion)" if doc["champion"] else "")],
+        ["CREATED", str(doc.get("createdAt", ""))],
+        ["ARTIFACTS", doc["artifactUri"]],
+        ["BLESSED", "yes" if doc.get("blessed") else "no"],
+        ["REJECTED", rejected],
+        ["ESTIMATOR", str(part("estimator").get("type", ""))],
+        ["DATASET", " ".join(str(dataset[k]) for k in ("uri", "rows") if dataset.get(k))],
+        ["TRAININGJOB", "/".join(str(job[k]) for k in ("namespace", "name") if job.get(k))],
+        ["METRICS", ""],
+    ]
+    rows += [[f"  {name}", _number(value)] for name, value in sorted(part("metrics").items())]
+    return table(rows[0], rows[1:])
 
 
 @models.command("promote")
@@ -150,32 +203,75 @@ def rollback(model: str, to: str | None, reason: str, bucket: str, prefix: str) 
 
 @models.command("history")
 @click.argument("model")
+@output_option
 @_registry_options
-def history(model: str, bucket: str, prefix: str) -> None:
+def history(model: str, output: str, bucket: str, prefix: str) -> None:
     """Print every move of the champion alias of MODEL, oldest first."""
     registry = _registry(bucket, prefix)
     with _registry_errors():
         changes = registry.champion_history(model)
-    if not changes:
+    if output == "table" and not changes:
         click.echo(f"{model} has never had a champion")
         return
+    document = {"model": model, "changes": [change.to_json() for change in changes]}
     rows = [[c.time, _from(c.from_version), f"v{c.to_version}", c.reason] for c in changes]
-    click.echo(_table(["TIME", "FROM", "TO", "REASON"], rows))
+    emit(output, document, lambda: table(["TIME", "FROM", "TO", "REASON"], rows))
 
 
-def _metric_columns(documents: Sequence[dict[str, Any]], limit: int = 3) -> list[str]:
-    """The key metric first, then other metrics in first-seen order, at most ``limit``."""
-    names: list[str] = []
-    for doc in reversed(documents):  # the newest version's key metric leads
-        key = doc.get("primaryMetric")
-        if isinstance(key, str) and key not in names:
-            names.append(key)
-            break
-    for doc in documents:
-        for name in doc.get("metrics") or {}:
-            if name not in names:
-                names.append(name)
-    return names[:limit]
+@models.command("report")
+@click.argument("model")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the HTML page (default: MODEL-report.html).",
+)
+@click.option(
+    "--deployment",
+    "deployments",
+    multiple=True,
+    metavar="NAMESPACE/NAME",
+    help="Also plot the drift history of this ModelDeployment (repeatable).",
+)
+@_registry_options
+def report(
+    model: str, output: Path | None, deployments: tuple[str, ...], bucket: str, prefix: str
+) -> None:
+    """Write one self-contained HTML page with plots of MODEL's history.
+
+    The key metric of every version over time (blessed, unblessed and rejected told apart,
+    champion changes marked), the versions, and the drift of each --deployment over time.
+    Needs the `report` extra (plotly): pip install 'ctrain[report]'.
+    """
+    try:
+        from ctrain.report.html import render_report
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the report needs plotly ({exc.name} is missing): pip install 'ctrain[report]'"
+        ) from exc
+    targets = [_deployment(value) for value in deployments]
+    registry = _registry(bucket, prefix)
+    with _registry_errors():
+        history = load_history(registry, model)
+        monitoring = {
+            f"{namespace}/{name}": registry.monitoring_history(model, namespace, name)
+            for namespace, name in targets
+        }
+    if not history.versions:
+        raise click.ClickException(
+            f"no versions of {model} in s3://{registry.bucket}/{registry.prefix}"
+        )
+    path = output or Path(f"{model}-report.html")
+    path.write_text(render_report(history, monitoring), encoding="utf-8")
+    click.echo(f"{model}: report of {len(history.versions)} versions written to {path}")
+
+
+def _deployment(value: str) -> tuple[str, str]:
+    namespace, _, name = value.partition("/")
+    if not namespace or not name:
+        raise click.BadParameter(f"{value!r}: use NAMESPACE/NAME", param_hint="--deployment")
+    return namespace, name
 
 
 def _number(value: Any) -> str:
@@ -184,10 +280,3 @@ def _number(value: Any) -> str:
 
 def _from(version: str | None) -> str:
     return "(none)" if version is None else f"v{version}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in [header, *rows]]  # fmt: skip
-    return "\n".join(line.rstrip() for line in lines)

@@ -3,7 +3,9 @@
 The operator runs ``ctrain train --spec-json '<TrainingJob.spec>'``; people can run the
 same thing locally with ``--spec-file``. The result (or the failure, with its reason) is
 written as JSON to ``--termination-log`` for the operator and printed on stdout; progress
-goes to stderr as ``key=value`` log lines. Exit code 0 on success, 1 on any failure.
+goes to stderr as log lines, ``key=value`` text or, with ``--log-format json``, one JSON
+object per line with the fields of the operator's JSON logs (``message``, ``timestamp``,
+``severity``) plus ``logger``. Exit code 0 on success, 1 on any failure.
 
 Where the registry lives: ``--bucket``/``--prefix`` on the command line win, then the
 spec's ``storage``, then ``CTRAIN_BUCKET``/``CTRAIN_PREFIX``, then ``models``/``ctrain``.
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pythonjsonlogger.json import JsonFormatter
 
 from ctrain.api import Reason, StorageSpec
 from ctrain.storage import S3Client, make_s3_client
@@ -53,12 +56,35 @@ class _Formatter(logging.Formatter):
         return super().format(record).replace("\n", " | ")
 
 
-def _configure_logging() -> None:
+class _JsonFormatter(JsonFormatter):
+    """The operator's (kopf's) JSON log fields, so one pipeline parses every ctrain role."""
+
+    def add_fields(
+        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_record, record, message_dict)
+        level = record.levelno
+        log_record["severity"] = (
+            "debug" if level <= logging.DEBUG else
+            "info" if level <= logging.INFO else
+            "warn" if level <= logging.WARNING else
+            "error" if level <= logging.ERROR else
+            "fatal"
+        )  # fmt: skip
+
+
+def _configure_logging(log_format: str) -> None:
     logger = logging.getLogger("ctrain")
-    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
-        handler = _StderrHandler()
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    if log_format == "json":
+        handler.setFormatter(
+            _JsonFormatter("%(message)s %(name)s", rename_fields={"name": "logger"}, timestamp=True)
+        )
+    else:
         handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logger.addHandler(handler)
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
 
@@ -89,15 +115,24 @@ def _client_for(storage: StorageSpec | None) -> S3Client:
 )
 @click.option("--bucket", help="Registry bucket; overrides the spec's storage.bucket.")
 @click.option("--prefix", help="Registry key prefix; overrides the spec's storage.prefix.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="CTRAIN_LOG_FORMAT",
+    show_default=True,
+    help="Log lines on stderr: text for people, json for log pipelines [env CTRAIN_LOG_FORMAT].",
+)
 def train(
     spec_json: str | None,
     spec_file: Path | None,
     termination_log: Path,
     bucket: str | None,
     prefix: str | None,
+    log_format: str,
 ) -> None:
     """Train, evaluate and register one model version from a TrainingJob spec."""
-    _configure_logging()
+    _configure_logging(log_format)
     # The trainer pulls in scikit-learn; keep `ctrain --help` fast.
     from ctrain.trainer import TrainerContext, run
     from ctrain.trainer.termination import failure, write

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ctrain.registry import monitoring
 from ctrain.registry.errors import (
     IntegrityError,
     InvalidReference,
@@ -230,6 +231,13 @@ class Registry:
                 return change.from_version
         return None
 
+    def monitoring_history(
+        self, model: str, namespace: str, deployment: str
+    ) -> list[dict[str, Any]]:
+        """What the operator observed on a deployment over time, oldest first."""
+        key = monitoring.monitoring_key(self.layout, model, namespace, deployment)
+        return monitoring.history(self._store, key)
+
     # Writing ---------------------------------------------------------------------------
 
     def reserve_version(self, model: str, *, owner: str = "") -> str:
@@ -330,6 +338,21 @@ class Registry:
         if change is None:
             raise VersionConflict(f"v{target} of {model!r} already is the champion")
         return change
+
+    def append_monitoring(
+        self,
+        model: str,
+        namespace: str,
+        deployment: str,
+        record: dict[str, Any],
+        *,
+        limit: int = monitoring.DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """Add one observation to a deployment's bounded history (`ctrain.registry.monitoring`)."""
+        key = monitoring.monitoring_key(self.layout, model, namespace, deployment)
+        return monitoring.append(
+            self._store, key, record, now=self._clock, format_time=format_time, limit=limit
+        )
 
     # Internals -------------------------------------------------------------------------
 
