@@ -44,8 +44,9 @@ test-tools: ## Install promtool and Chromium for the tests that drive them (Debi
 	tests/tools/ensure-tools.sh
 
 .PHONY: test
-test: lint binaries test-tools ## Everything CI runs: lint, unit and integration tests (starts a sandbox).
+test: lint binaries test-tools ## Everything CI runs: lint, unit, integration (sandbox), then the image and kind tests.
 	$(BIN)/pytest tests/unit tests/integration
+	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-unit
 test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests use helm).

@@ -295,8 +295,10 @@ def test_3_the_loop_promotes_better_data_and_the_rollout_loses_no_request(
 
         def promoted() -> dict[str, Any] | None:
             body: dict[str, Any] = kind_cluster.get("continuoustraining", "loop", namespace)
-            champion = ((body.get("status") or {}).get("champion") or {}).get("version")
-            return body if champion == "2" else None
+            status = body.get("status") or {}
+            champion = (status.get("champion") or {}).get("version")
+            finished = status.get("lastRun") and not status.get("activeRun")
+            return body if champion == "2" and finished else None
 
         loop_body = kind_cluster.wait_for(promoted, 900, "the loop to promote version 2")
 
