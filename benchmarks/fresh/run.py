@@ -12,6 +12,7 @@ takes the time of each step of the path:
     running    the trainer pod is Running
     trained    the TrainingJob is Succeeded
     promoted   the champion alias in S3 names the new version
+    deployed   a Deployment of the ModelDeployment has the version in its pod template
     serving    a serving pod answers a prediction with the new version (its /infer)
 
 p50 and worst over the runs; next to each run the 1-minute load average (2 shared cores).
@@ -43,7 +44,7 @@ from ctrain_dev.sandbox import sandbox
 
 GROUP, VERSION, NAMESPACE = "ctrain.dev", "v1alpha1", "default"
 POLL = 0.25
-STEPS = ("detect", "job", "running", "trained", "promoted", "serving")
+STEPS = ("detect", "job", "running", "trained", "promoted", "deployed", "serving")
 GOAL_P50, GOAL_WORST = 15.0, 25.0
 
 
@@ -81,7 +82,7 @@ class Path_:
         )
         api = config.new_client_from_config(str(state.kubeconfig))
         self.custom, self.core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-        self.batch = client.BatchV1Api(api)
+        self.batch, self.apps = client.BatchV1Api(api), client.AppsV1Api(api)
         self.state = state
         self.model = f"fresh-{tag}"
         self.loop, self.deployment = f"fresh-{tag}", f"fresh-{tag}"
@@ -157,6 +158,15 @@ class Path_:
         )
         return tj.get("status") or {}
 
+    def deployed(self, version: str) -> bool:
+        deployments = self.apps.list_namespaced_deployment(
+            NAMESPACE, label_selector=f"ctrain.dev/modeldeployment={self.deployment}"
+        )
+        return any(
+            (d.spec.template.metadata.labels or {}).get("ctrain.dev/model-version") == version
+            for d in deployments.items
+        )
+
     def served_versions(self) -> set[str]:
         """The versions ready serving pods answer predictions with, asked directly."""
         pods = self.core.list_namespaced_pod(
@@ -226,6 +236,8 @@ def one_run(path: Path_, seed: int, timeout: float) -> dict[str, float]:
             if champion != version:
                 sys.exit(f"the champion moved to {champion}, not to the run's {version}")
             return True
+        if step == "deployed":
+            return path.deployed(version)
         return version in path.served_versions()
 
     pending = list(STEPS)
