@@ -49,7 +49,7 @@ PHASES = (
     ("fingerprint", "data.py:fingerprint"),
     ("validate", "validation.py:validate"),
     ("split", "split.py:split_holdout"),
-    ("to matrix", "features.py:to_matrix"),
+    ("to matrix (all calls)", "features.py:to_matrix"),  # also inside compare
     ("fit", "run.py:_fit"),
     ("evaluate", "evaluate.py:compute_metrics"),
     ("compare", "run.py:_compare"),
@@ -132,7 +132,6 @@ def profile_phases(prof: Path, wall: float) -> list[tuple[str, float]]:
     publish = cumulative.get("core.py:publish", 0.0)
     promote = cumulative.get("register.py:promote", 0.0)
     save = dict(phases)["save (skops)"]
-    # to_matrix runs inside fit/evaluate/reference calls' callers, not inside them.
     rows = [("import + start", wall - train_total)]
     rows += [(label, seconds) for label, seconds in phases if label != "save (skops)"]
     rows += [("save (skops)", save), ("upload + promote", publish + promote)]
