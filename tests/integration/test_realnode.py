@@ -192,7 +192,8 @@ def test_trainingjob_trains_in_a_restricted_read_only_container(sandbox, core, c
     state = trainer.status.container_statuses[0]
     assert state.image_id and state.state.terminated.exit_code == 0
     # The trainer's own termination message, written by the real container.
-    assert json.loads(state.state.terminated.message)["modelVersion"] == "1"
+    written = json.loads(state.state.terminated.message)
+    assert written["ok"] is True and written["version"] == "1" and written["model"] == model
     core.delete_namespace(namespace)
 
 
@@ -251,7 +252,8 @@ def test_modeldeployment_serves_through_its_clusterip_service(sandbox, core, cus
         served = replica.spec.containers[0]
         assert served.readiness_probe is not None and served.image == sandbox.image
         assert replica.status.container_statuses[0].ready
-    # Four rows of iris, one per request's body; the answer's classes go to the log.
+    # Two rows of iris in one request to the cluster IP; the predicted classes come back
+    # in the client's termination message.
     script = (
         "import json, pathlib, urllib.request\n"
         f"url = 'http://{address}:{port}/v2/models/{model}/infer'\n"
@@ -268,5 +270,5 @@ def test_modeldeployment_serves_through_its_clusterip_service(sandbox, core, cus
     done = finished(core, namespace, "client")
     terminated = done.status.container_statuses[0].state.terminated
     assert done.status.phase == "Succeeded", terminated.message
-    assert json.loads(terminated.message) == [0, 2]  # setosa, virginica
+    assert json.loads(terminated.message) == ["setosa", "virginica"]
     core.delete_namespace(namespace)
