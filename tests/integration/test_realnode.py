@@ -10,6 +10,8 @@ skipped: its pods are processes of this machine, so none of this could fail ther
 
 import json
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -99,6 +101,7 @@ def test_pods_run_as_real_containers_of_the_image(sandbox, core):
     namespace = make_namespace(core, "rn-inside", RESTRICTED)
     script = (
         "import os, pathlib, shutil\n"
+        "print('hello from the image', flush=True)\n"
         "try:\n    pathlib.Path('/opt/ctrain/x').write_text('x'); root = 'writable'\n"
         "except OSError:\n    root = 'read-only'\n"
         "pathlib.Path('/dev/termination-log').write_text("
@@ -115,6 +118,15 @@ def test_pods_run_as_real_containers_of_the_image(sandbox, core):
     assert done.status.phase == "Succeeded", terminated.message
     assert terminated.message == "65532 read-only /opt/ctrain/bin/ctrain"
     assert done.status.container_statuses[0].image_id  # a real image, by digest
+    # `ctrain dev logs` is `kubectl logs`: the apiserver asks the node's kubelet.
+    logs = subprocess.run(
+        [sys.executable, "-m", "ctrain.cli", "dev", "logs", "inside", "-n", namespace],
+        env={**os.environ, "CTRAIN_SANDBOX_DIR": sandbox.directory},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert logs.stdout == "hello from the image\n"
     core.delete_namespace(namespace)
 
 
