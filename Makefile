@@ -57,6 +57,12 @@ test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests u
 test-integration: binaries ## Integration tests against the local sandbox.
 	$(BIN)/pytest tests/integration
 
+.PHONY: test-realnode
+test-realnode: binaries ## The sandbox with its real node (kubelet, containerd, kube-proxy) running the image.
+	CTRAIN_SANDBOX_NODE=real \
+	CTRAIN_TEST_SANDBOX_DIR=$${CTRAIN_TEST_SANDBOX_DIR:-$$HOME/.local/state/ctrain/test-sandbox-real} \
+	$(BIN)/pytest tests/integration/test_realnode.py -rs
+
 .PHONY: reliability
 reliability: $(STAMP) ## The reliability suites: hostile inputs, crashes at the worst moment (prints tables).
 	$(BIN)/pytest -m reliability -s tests/reliability
