@@ -138,3 +138,50 @@ def test_a_deleted_modeldeployment_leaves_no_memory(harness: Harness, registry: 
     assert len(harness.context.storage) == 0
     assert len(harness.context.memory) == 0
     assert harness.context.store(MODELDEPLOYMENTS).get(NS, "serving") is None
+
+
+def stuck(harness: Harness, name: str) -> None:
+    """What the Deployment controller reports when new pods miss progressDeadlineSeconds."""
+    body = harness.api.find(DEPLOYMENTS, NS, name)
+    assert body is not None
+    body["status"] = {
+        "observedGeneration": body["metadata"]["generation"],
+        "replicas": 1,
+        "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        ],
+    }
+    harness.api.put(DEPLOYMENTS, body)
+
+
+def test_a_version_that_never_gets_ready_is_rejected_and_the_champion_moves_back(
+    harness: Harness, registry: Registry
+) -> None:
+    publish(registry, "iris", 2)
+    harness.api.put(MODELDEPLOYMENTS, deployment("serving", "iris", replicas=1))
+    harness.drain()
+    complete(harness, "serving")
+    harness.drain()
+    registry.set_champion("iris", "2", "test: a version that will not load")
+    harness.context.storage.refresh(next(iter(harness.context.storage._entries)))
+    harness.drain()
+    assert template_version(harness, "serving") == "2"
+    stuck(harness, "serving")
+    harness.api.reset()
+    harness.drain()
+    mark = registry.rejected("iris", "2")
+    assert mark is not None and "did not become ready" in mark.reason
+    assert mark.by == f"ModelDeployment {NS}/serving"
+    last = registry.champion_history("iris")[-1]
+    assert (last.action, last.from_version, last.to_version) == ("demote", "2", "1")
+    assert template_version(harness, "serving") == "1"  # rolled back
+    status = harness.api.find(MODELDEPLOYMENTS, NS, "serving")["status"]
+    assert status["rejectedVersion"] == "2"
+    events = [call for call in harness.api.writes() if call[0] == "event"]
+    assert ("event", "ModelRejected") in events and ("event", "RolledBack") in events
+    harness.api.reset()
+    body = harness.api.find(MODELDEPLOYMENTS, NS, "serving")
+    harness.api.put(MODELDEPLOYMENTS, body)  # a resync: rejected once, moved once
+    harness.drain()
+    assert ("event", "ModelRejected") not in harness.api.writes()
+    assert registry.champion_history("iris")[-1] == last
