@@ -301,7 +301,7 @@ def test_deployment_is_restricted_versioned_and_zero_downtime():
     assert other["metadata"]["annotations"][key] != manifest["metadata"]["annotations"][key]
 
 
-def test_request_counts_count_server_errors_of_infer_answers_only():
+def test_request_counts_leave_client_errors_out_and_count_server_errors():
     text = (
         "# TYPE ctrain_serving_requests counter\n"
         'ctrain_serving_requests_total{route="infer",code="200"} 90.0\n'
@@ -315,7 +315,7 @@ def test_request_counts_count_server_errors_of_infer_answers_only():
         'ctrain_serving_request_duration_seconds_sum{route="infer"} 0.5\n'
     )
     counts = request_counts(text)
-    assert counts == PodCounts(100, 2, {0.01: 95.0, float("inf"): 100.0})
+    assert counts == PodCounts(92, 2, {0.01: 95.0, float("inf"): 100.0})  # 4xx left out
 
 
 # What every pod's /drift says besides its numbers.

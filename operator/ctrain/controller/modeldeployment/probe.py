@@ -50,13 +50,17 @@ def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
 class PodCounts:
     """What one serving pod's counters say since it started."""
 
-    requests: int = 0  # inference requests answered
-    errors: int = 0  # of those, server errors (5xx): a client's 4xx is not the model's failure
+    requests: int = 0  # inference requests answered, but for client errors (4xx)
+    errors: int = 0  # of those, server errors (5xx)
     latency: dict[float, float] = dataclasses.field(default_factory=dict)  # le (s): cumulative
 
 
 def request_counts(metrics_text: str) -> PodCounts:
-    """Inference requests, server errors and the latency histogram from /metrics text."""
+    """Inference requests, server errors and the latency histogram from /metrics text.
+
+    A client error (4xx) counts neither way: a client cannot fail a canary with bad
+    requests, nor make it look tried with them.
+    """
     total = failed = 0
     latency: dict[float, float] = {}
     for family in text_string_to_metric_families(metrics_text):
@@ -64,9 +68,12 @@ def request_counts(metrics_text: str) -> PodCounts:
             if sample.labels.get("route") != INFER_ROUTE:
                 continue
             if sample.name == "ctrain_serving_requests_total":
+                code = str(sample.labels.get("code", ""))
+                if code.startswith("4"):
+                    continue  # the client's mistake: neither evidence for nor against the model
                 count = int(sample.value)
                 total += count
-                if str(sample.labels.get("code", "")).startswith("5"):
+                if code.startswith("5"):
                     failed += count
             elif sample.name == "ctrain_serving_request_duration_seconds_bucket":
                 bound = float(sample.labels["le"])
