@@ -234,7 +234,7 @@ def test_an_unscrapeable_canary_pod_is_inconclusive_never_a_pass():
 def test_a_restarted_canary_pod_fails_the_canary_and_blames_the_model():
     result = plan(canary_spec(), JUDGED, canary_ready(Counts(500, 0, restarts=1)), 1)
     assert [e[0] for e in result.events] == ["CanaryFailed"]
-    assert result.demote == ("2", result.status["message"])
+    assert result.demote == ("2", result.status["message"], True)  # proven by the analysis
 
 
 def test_a_canary_never_ready_blames_the_model_unless_it_was_never_scheduled():
@@ -242,6 +242,7 @@ def test_a_canary_never_ready_blames_the_model_unless_it_was_never_scheduled():
     stuck = track("2", 1, ready=0, complete=False)
     result = plan(canary_spec(), old, Observed("2", None, track("1"), stuck, now=at(301)), 1)
     assert result.demote is not None and "did not become ready" in result.demote[1]
+    assert result.demote[2] is False  # the reconciler asks the pods for their word first
     unplaced = Observed("2", None, track("1"), stuck, now=at(301), unscheduled=frozenset({"2"}))
     assert plan(canary_spec(), old, unplaced, 1).demote is None
 

@@ -18,9 +18,14 @@ from ctrain.controller.modeldeployment.builders import HTTP_PORT, TRACK_LABEL, V
 from ctrain.controller.runtime.context import Memory
 from ctrain.controller.runtime.store import ObjectRef
 
-__all__ = ["STABLE_BASELINE", "canary_window", "unscheduled"]
+__all__ = ["MODEL_FAULTS", "STABLE_BASELINE", "canary_window", "model_fault", "unscheduled"]
 
 Body = dict[str, Any]
+# Why `ctrain serve` could not load a model (`ctrain_serving_model_load_failures_total`'s
+# reason) when the model itself is at fault: a sha256 mismatch or unreadable file, a type
+# the allowlist refuses, a model that cannot predict. A missing version or an unreachable
+# store is not the model's fault.
+MODEL_FAULTS = frozenset({"IntegrityError", "UntrustedModel", "InvalidModel"})
 # Per-object memory: (canary version, {stable pod uid: (requests, errors) when first seen}).
 STABLE_BASELINE = "canary-stable-baseline"
 
@@ -101,3 +106,21 @@ def unscheduled(pods: list[Body]) -> frozenset[str]:
             for c in (pod.get("status") or {}).get("conditions") or []
         )
     )
+
+
+def model_fault(pods: list[Body], version: str) -> str | None:
+    """Why pods of `version` that are not ready could not load it, when that is the model's
+    fault (`MODEL_FAULTS`); None without such evidence. Their servers run and answer
+    /metrics while the model fails to load (readiness stays 503)."""
+    ips = [
+        pod["status"]["podIP"]
+        for pod in pods
+        if (pod["metadata"].get("labels") or {}).get(VERSION_LABEL) == version
+        and (pod.get("status") or {}).get("podIP")
+        and not pod["metadata"].get("deletionTimestamp")
+    ]
+    reasons: set[str] = set()
+    for counts in probe.canary_counts(ips, HTTP_PORT).values():
+        if counts is not None:
+            reasons |= set(counts.load_failures) & MODEL_FAULTS
+    return ", ".join(sorted(reasons)) or None

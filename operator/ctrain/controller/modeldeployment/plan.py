@@ -18,10 +18,10 @@ reconciler applies the result; running it again on the same observations changes
 A rolled-back version is not retried until the requested version changes. The canary's
 verdict comes from `analysis.judge` (fails closed: no traffic or no metrics never promote).
 
-A failure attributable to the model (pods that never got ready although they were
-scheduled, a Failed canary analysis) sets `Plan.demote`: the reconciler marks the version
-rejected in the registry and moves the champion back. Waiting for traffic or an
-inconclusive analysis rolls back without blaming the model.
+A failure attributable to the model (a Failed canary analysis; pods that were scheduled
+but never got ready, once their servers say the model failed to load) sets `Plan.demote`:
+the reconciler marks the version rejected in the registry and moves the champion back.
+Waiting for traffic or an inconclusive analysis rolls back without blaming the model.
 
 `Plan.recheck` says when the state machine needs to look again without any event: while
 a canary is being judged (its counts, its promotion time, its deadline).
@@ -115,7 +115,9 @@ class Plan:
         default_factory=list
     )  # reason, msg, warn
     recheck: float | None = None  # seconds until the plan needs another look, events or not
-    demote: tuple[str, str] | None = None  # (version, why): reject it, move the champion back
+    # (version, why, proven): reject it and move the champion back; a rollout that never got
+    # ready is not proven: the reconciler looks for the pods' own word that the model failed.
+    demote: tuple[str, str, bool] | None = None
 
 
 def _stamp(now: datetime.datetime) -> datetime.datetime:
@@ -192,7 +194,7 @@ def plan(
             event(Reason.ROLLED_BACK, f"{why}; rolled back to {previous}", True)
         else:
             status.rolled_back_version = target
-        _blame(result, old, seen, target, why)
+        _blame(result, old, seen, target, why, proven=False)
     elif seen.canary is not None:
         result.canary = (seen.canary.version, seen.canary.replicas)  # keep it until promoted
     message = ""
@@ -241,7 +243,7 @@ def _canary(
                 f"{spec.progress_deadline_seconds}s"
             )
             _abort(result, target, why, event)
-            _blame(result, old, seen, target, why)
+            _blame(result, old, seen, target, why, proven=False)
             return
         # Pod events tell when it gets ready; only the deadline needs a timer.
         result.recheck = spec.progress_deadline_seconds - waited + 1
@@ -254,7 +256,7 @@ def _canary(
     if verdict.failed:
         why = f"canary of version {target} failed: {verdict.message}"
         _abort(result, target, why, event)
-        _blame(result, old, seen, target, why)
+        _blame(result, old, seen, target, why, proven=True)
         return
     aged = _elapsed(status.canary_start_time, now)
     if verdict.healthy and aged >= settings.promote_after_seconds:
@@ -293,11 +295,19 @@ def _analysis(target: str, seen: Observed, verdict: Verdict) -> CanaryAnalysis:
     )
 
 
-def _blame(result: Plan, old: ModelDeploymentStatus, seen: Observed, target: str, why: str) -> None:
-    """Ask for `target` to be rejected, once, when its failure is the model's."""
+def _blame(
+    result: Plan,
+    old: ModelDeploymentStatus,
+    seen: Observed,
+    target: str,
+    why: str,
+    *,
+    proven: bool,
+) -> None:
+    """Ask for `target` to be rejected, once, when its failure may be the model's."""
     if target in seen.unscheduled or old.rejected_version == target:
         return
-    result.demote = (target, why)
+    result.demote = (target, why, proven)
 
 
 def _abort(

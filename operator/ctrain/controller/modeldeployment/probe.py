@@ -53,6 +53,7 @@ class PodCounts:
     requests: int = 0  # inference requests answered, but for client errors (4xx)
     errors: int = 0  # of those, server errors (5xx)
     latency: dict[float, float] = dataclasses.field(default_factory=dict)  # le (s): cumulative
+    load_failures: dict[str, float] = dataclasses.field(default_factory=dict)  # by reason
 
 
 def request_counts(metrics_text: str) -> PodCounts:
@@ -63,8 +64,12 @@ def request_counts(metrics_text: str) -> PodCounts:
     """
     total = failed = 0
     latency: dict[float, float] = {}
+    failures: dict[str, float] = {}
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
+            if sample.name == "ctrain_serving_model_load_failures_total" and sample.value > 0:
+                reason = str(sample.labels.get("reason", ""))
+                failures[reason] = failures.get(reason, 0.0) + sample.value
             if sample.labels.get("route") != INFER_ROUTE:
                 continue
             if sample.name == "ctrain_serving_requests_total":
@@ -78,7 +83,7 @@ def request_counts(metrics_text: str) -> PodCounts:
             elif sample.name == "ctrain_serving_request_duration_seconds_bucket":
                 bound = float(sample.labels["le"])
                 latency[bound] = latency.get(bound, 0.0) + sample.value
-    return PodCounts(total, failed, latency)
+    return PodCounts(total, failed, latency, failures)
 
 
 def canary_counts(ips: list[str], port: int) -> dict[str, PodCounts | None]:

@@ -124,8 +124,8 @@ def reconcile(context: Context, body: Body) -> float | None:
     window = (Counts(), Counts())
     if canary_track is not None:
         window = observe.canary_window(context.memory, ref, old, pods, canary_track.version)
-    else:
-        context.memory.put(ref, observe.STABLE_BASELINE, None)
+    elif context.memory.get(ref, observe.STABLE_BASELINE) is not None:
+        context.memory.put(ref, observe.STABLE_BASELINE, None)  # that canary is over
     seen = Observed(
         desired,
         resolve_error,
@@ -138,7 +138,14 @@ def reconcile(context: Context, body: Body) -> float | None:
     result = plan(spec, old, seen, generation)
     events: list[Event] = []
     if result.demote is not None:
-        events += _demote(context, body, spec, fact, result.status, *result.demote)
+        version, why, proven = result.demote
+        fault = None if proven else observe.model_fault(pods, version)
+        if proven or fault is not None:
+            why = why if proven else f"{why}: the model failed to load ({fault})"
+            events += _demote(context, body, spec, fact, result.status, version, why)
+        else:
+            log.info("modeldeployment %s: %s; not rejected: no pod reported a fault of the "
+                     "model", ref, why)  # fmt: skip
     if result.stable is not None:
         version, replicas = result.stable
         manifest = build_deployment(
