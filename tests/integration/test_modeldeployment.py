@@ -224,8 +224,10 @@ def test_corrupt_model_is_never_served_and_rolls_back(
     sandbox, custom, core, registry, s3, ml_namespace, model_name
 ):
     good = train(sandbox, model_name)
+    # A generous deadline while the good version starts on a busy machine, then a short one.
+    apply(sandbox, ml_namespace, deployment("iris", model_name, progressDeadlineSeconds=240))
+    wait_available(custom, ml_namespace, "iris", good["version"], timeout=240)
     apply(sandbox, ml_namespace, deployment("iris", model_name, progressDeadlineSeconds=20))
-    wait_available(custom, ml_namespace, "iris", good["version"])
     bad = train(sandbox, model_name, promote=False)
     key = f"ctrain/{model_name}/versions/{bad['version']}/model.skops"
     tampered = bytearray(s3.get_object(Bucket="models", Key=key)["Body"].read())
@@ -294,7 +296,7 @@ def test_canary_without_traffic_is_not_promoted_until_traffic_comes(
         "iris", model_name, replicas=1, strategy=canary, progressDeadlineSeconds=240
     )
     apply(sandbox, ml_namespace, manifest)
-    wait_available(custom, ml_namespace, "iris", good["version"])
+    wait_available(custom, ml_namespace, "iris", good["version"], timeout=240)
     newer = train(sandbox, model_name)
     wait_for(
         lambda: len(ready_endpoints(api_client, ml_namespace, "iris")) == 2,
@@ -338,10 +340,12 @@ def test_canary_of_a_failing_version_is_rolled_back_and_demoted(
     good = train(sandbox, model_name)
     canary = {"type": "Canary", "canary": {"weight": 50, "promoteAfterSeconds": 5}}
     manifest = deployment(
-        "iris", model_name, replicas=1, strategy=canary, progressDeadlineSeconds=20
+        "iris", model_name, replicas=1, strategy=canary, progressDeadlineSeconds=240
     )
     apply(sandbox, ml_namespace, manifest)
-    wait_available(custom, ml_namespace, "iris", good["version"])
+    wait_available(custom, ml_namespace, "iris", good["version"], timeout=240)
+    manifest["spec"]["progressDeadlineSeconds"] = 20
+    apply(sandbox, ml_namespace, manifest)
     bad = train(sandbox, model_name, promote=False)
     key = f"ctrain/{model_name}/versions/{bad['version']}/model.skops"
     tampered = bytearray(s3.get_object(Bucket="models", Key=key)["Body"].read())
