@@ -306,7 +306,11 @@ def test_forbid_skips_replace_replaces_and_suspend_holds(sandbox, custom, core, 
     queued = status_of(custom, ml_namespace, "busy")
     assert queued["activeRun"] == first
     assert queued["pendingRun"]["reason"] == "Manual"  # runs once the active run ends
-    assert "RunQueued" in [r for r, _ in events_for(core, ml_namespace, "busy")]
+    wait_for(
+        lambda: "RunQueued" in [r for r, _ in events_for(core, ml_namespace, "busy")],
+        timeout=30,
+        what="the RunQueued Event",
+    )
 
     replace = loop(
         "busy",
@@ -328,7 +332,11 @@ def test_forbid_skips_replace_replaces_and_suspend_holds(sandbox, custom, core, 
         timeout=30,
         what="the replaced run deleted",
     )
-    assert "RunReplaced" in [r for r, _ in events_for(core, ml_namespace, "busy")]
+    wait_for(  # Events leave from their own thread: on a busy machine, a moment later
+        lambda: "RunReplaced" in [r for r, _ in events_for(core, ml_namespace, "busy")],
+        timeout=30,
+        what="the RunReplaced Event",
+    )
 
     replace["spec"]["suspend"] = True
     apply(sandbox, ml_namespace, replace)
