@@ -335,3 +335,11 @@ def test_drift_from_several_pods_is_sample_weighted():
     assert combined["features"] == {"a": pytest.approx(0.2)}
     assert combined["detected"] is True
     assert combine_drift(reports, threshold=0.15, min_samples=500)["detected"] is False
+
+
+def test_a_first_rollout_that_stays_failed_is_blamed_on_the_first_pass_only():
+    stuck = Observed("1", None, track("1", complete=False, exceeded=True), None, now=at(400))
+    first = plan(spec(), {}, stuck, 1)
+    assert first.status["rolledBackVersion"] == "1" and first.demote is not None
+    again = plan(spec(), first.status, stuck, 1)
+    assert again.demote is None  # the pods were asked once; no scrape on every pass

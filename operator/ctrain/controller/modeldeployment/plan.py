@@ -304,8 +304,9 @@ def _blame(
     *,
     proven: bool,
 ) -> None:
-    """Ask for `target` to be rejected, once, when its failure may be the model's."""
-    if target in seen.unscheduled or old.rejected_version == target:
+    """Ask for `target` to be rejected, once, when its failure may be the model's: on the
+    pass that found it failed (a first rollout stays failed pass after pass)."""
+    if target in seen.unscheduled or target in (old.rejected_version, old.rolled_back_version):
         return
     result.demote = (target, why, proven)
 
