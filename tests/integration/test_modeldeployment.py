@@ -78,7 +78,8 @@ def deployment(name: str, model: str, **spec) -> dict:
         "apiVersion": "ctrain.dev/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": name},
-        "spec": {"model": model, "replicas": 2, "progressDeadlineSeconds": 30, **spec},
+        # Generous: on a busy machine a serving pod can take over a minute to load.
+        "spec": {"model": model, "replicas": 2, "progressDeadlineSeconds": 240, **spec},
     }
 
 
@@ -99,7 +100,7 @@ def ready_endpoints(api_client, namespace: str, service: str) -> list[str]:
     )
 
 
-def wait_available(custom, namespace: str, name: str, version: str, timeout: float = 120) -> dict:
+def wait_available(custom, namespace: str, name: str, version: str, timeout: float = 240) -> dict:
     def done() -> dict | None:
         body = get(custom, PLURAL, namespace, name)
         status = body.get("status") or {}
