@@ -81,6 +81,18 @@ down: $(STAMP) ## Stop the local sandbox.
 bench-operator: binaries ## The operator benchmark in its own sandbox (about 15 minutes): a table against the goals.
 	$(BIN)/python benchmarks/operator/run.py $(BENCH_ARGS)
 
+.PHONY: bench-trainer
+bench-trainer: $(STAMP) ## Trainer overhead: ctrain train vs a plain scikit-learn fit + skops save, 1,000,000 rows from S3 (about 10 minutes).
+	$(BIN)/python benchmarks/trainer/run.py $(BENCH_ARGS)
+
+.PHONY: bench-fresh
+bench-fresh: binaries ## Time to a fresh model in its own sandbox: a PUT of new data to the new champion serving, 5 runs (about 5 minutes).
+	$(BIN)/python benchmarks/fresh/run.py $(BENCH_ARGS)
+
+.PHONY: bench
+bench: bench-trainer bench-fresh bench-operator ## Every benchmark, one after the other (about an hour with the serving one).
+	$(MAKE) -C benchmarks/serving run
+
 KIND_CLUSTER ?= ctrain
 E2E_CLUSTER ?= ctrain-e2e
 IMAGE ?= ctrain:dev
