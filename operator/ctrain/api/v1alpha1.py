@@ -37,6 +37,7 @@ from ctrain.api.continuoustraining import (
     ContinuousTrainingSpec,
     OnDriftTrigger,
     OnNewDataTrigger,
+    OnPerformanceTrigger,
     TrainingJobTemplate,
     TriggersSpec,
 )
@@ -45,6 +46,8 @@ from ctrain.api.modeldeployment import (
     DriftMonitoringSpec,
     ModelDeploymentSpec,
     MonitoringSpec,
+    PerformanceMonitoringSpec,
+    PredictionLogSpec,
     StrategySpec,
 )
 from ctrain.api.status import (
@@ -55,6 +58,7 @@ from ctrain.api.status import (
     LastTriggered,
     ModelDeploymentPhase,
     ModelDeploymentStatus,
+    PerformanceStatus,
     TrainingJobPhase,
     TrainingJobStatus,
     TriggerReason,
@@ -66,6 +70,7 @@ from ctrain.api.trainingjob import (
     EstimatorSpec,
     EvaluationSpec,
     Expectations,
+    FeedbackSpec,
     Gate,
     TrainingJobSpec,
 )
@@ -96,6 +101,7 @@ __all__ = [
     "EstimatorSpec",
     "EvaluationSpec",
     "Expectations",
+    "FeedbackSpec",
     "Gate",
     "GateResult",
     "LastTriggered",
@@ -107,6 +113,10 @@ __all__ = [
     "MonitoringSpec",
     "OnDriftTrigger",
     "OnNewDataTrigger",
+    "OnPerformanceTrigger",
+    "PerformanceMonitoringSpec",
+    "PerformanceStatus",
+    "PredictionLogSpec",
     "Reason",
     "Resource",
     "StorageSpec",
@@ -189,7 +199,8 @@ class ModelDeployment(Resource):
 
 
 class ContinuousTraining(Resource):
-    """The continuous-training loop: TrainingJobs on a schedule, on new data or on drift."""
+    """The continuous-training loop: TrainingJobs on a schedule, on new data, on drift or on
+    degraded live performance."""
 
     KIND = "ContinuousTraining"
     SINGULAR = "continuoustraining"
