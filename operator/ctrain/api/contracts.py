@@ -310,7 +310,9 @@ class PerformanceMeasured(Contract):
 
     ok: Literal[True] = True
     model: str = Field(description="Registry name of the model.")
-    metric: str = Field(description="The metric computed, e.g. accuracy.")
+    metric: str | None = Field(
+        description="The metric computed, e.g. accuracy (null when the model has no version)."
+    )
     checked_at: Time = Field(description="The end of the window: when the check ran.")
     window_seconds: int = Field(description="Seconds of predictions read, up to checkedAt.")
     samples: int = Field(description="Logged predictions in the window, every version.")

@@ -62,9 +62,13 @@ def append_point(
         body = document.model_dump_json(by_alias=True, indent=1).encode()
         try:
             store.put(
-                key, body, content_type="application/json", encryption=encryption,
-                if_none_match=found is None, if_match=None if found is None else found[1],
-            )  # fmt: skip
+                key,
+                body,
+                content_type="application/json",
+                encryption=encryption,
+                if_none_match=found is None,
+                if_match=None if found is None else found[1],
+            )
             return document
         except ConditionFailed:
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # another writer won

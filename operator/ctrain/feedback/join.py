@@ -155,9 +155,14 @@ def join(
         result.rows = unique.reset_index(drop=True)
     log.info(
         "joined model=%s window=%ss samples=%d labelled=%d kept=%d labels=%d skipped=%d",
-        model, window.seconds, result.samples, result.labelled, len(result.rows),
-        result.labels, result.skipped,
-    )  # fmt: skip
+        model,
+        window.seconds,
+        result.samples,
+        result.labelled,
+        len(result.rows),
+        result.labels,
+        result.skipped,
+    )
     return result
 
 

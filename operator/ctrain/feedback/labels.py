@@ -90,8 +90,13 @@ def parse_labels(data: bytes, key: str, target: str) -> LabelTable:
 def newest_labels(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """One label per (id, row): `tables` come oldest object first, so the last one wins."""
     if not tables:
-        return pd.DataFrame({ID: pd.Series(dtype=object), ROW: pd.Series(dtype=np.int64),
-                             LABEL: pd.Series(dtype=object)})  # fmt: skip
+        return pd.DataFrame(
+            {
+                ID: pd.Series(dtype=object),
+                ROW: pd.Series(dtype=np.int64),
+                LABEL: pd.Series(dtype=object),
+            }
+        )
     frame = pd.concat(tables, ignore_index=True)
     return frame.drop_duplicates([ID, ROW], keep="last").reset_index(drop=True)
 
