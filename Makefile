@@ -45,8 +45,9 @@ test-tools: ## Install promtool and Chromium for the tests that drive them (Debi
 	tests/tools/ensure-tools.sh
 
 .PHONY: test
-test: lint binaries test-tools ## Everything CI runs: lint, unit and integration tests (starts a sandbox).
+test: lint binaries test-tools ## Everything CI runs: lint, unit, integration (sandbox), then the image and kind tests.
 	$(BIN)/pytest tests/unit tests/integration
+	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-unit
 test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests use helm).
@@ -76,30 +77,47 @@ up: binaries ## Start the local sandbox (control plane, node agent, S3, operator
 down: $(STAMP) ## Stop the local sandbox.
 	$(BIN)/ctrain dev down
 
-.PHONY: image
-image: ## Build the container image ctrain:dev (needs a container engine).
-	docker build -t $(IMAGE) .
+.PHONY: bench-operator
+bench-operator: binaries ## The operator benchmark in its own sandbox (about 15 minutes): a table against the goals.
+	$(BIN)/python benchmarks/operator/run.py $(BENCH_ARGS)
 
 KIND_CLUSTER ?= ctrain
+E2E_CLUSTER ?= ctrain-e2e
 IMAGE ?= ctrain:dev
+
+.PHONY: image
+image: $(STAMP) ## Build the image ctrain:dev (your Docker, else the project's own engine; a local base where none can be pulled).
+	$(BIN)/ctrain dev image --tag $(IMAGE)
+
+.PHONY: test-image
+test-image: $(STAMP) ## Run the image as a restricted pod would: --help, train into S3, serve a prediction.
+	CTRAIN_E2E_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e/test_image.py -rs
+
+.PHONY: engine-down
+engine-down: $(STAMP) ## Stop the project's own Docker engine (images stay cached).
+	$(BIN)/ctrain dev engine down
 KIND_ENV = $(BIN)/python tests/e2e/conftest.py
 
+.PHONY: node-image
+node-image: binaries ## Build the kind node image here (where kindest/node cannot be pulled).
+	$(BIN)/ctrain dev node-image
+
 .PHONY: kind-up
-kind-up: $(STAMP) ## Create the kind cluster from kind-config.yaml (needs Docker and kind).
+kind-up: binaries ## Create the kind cluster from kind-config.yaml (kind built if not installed).
 	$(KIND_ENV) up --cluster $(KIND_CLUSTER)
 
 .PHONY: kind-deploy
-kind-deploy: $(STAMP) ## Build the image, load it into kind, start S3 (moto), install the chart.
+kind-deploy: binaries ## Build the image, load it into kind, start S3 (moto), install the chart.
 	$(KIND_ENV) deploy --cluster $(KIND_CLUSTER) --image $(IMAGE)
 
 .PHONY: kind-demo
-kind-demo: $(STAMP) ## Train and serve iris on kind (after kind-deploy); model on localhost:8080.
+kind-demo: binaries ## Train and serve iris on kind (after kind-deploy), on the NodePort 30080.
 	$(KIND_ENV) demo --cluster $(KIND_CLUSTER) --image $(IMAGE)
 
 .PHONY: kind-down
-kind-down: ## Delete the kind cluster.
-	kind delete cluster --name $(KIND_CLUSTER)
+kind-down: $(STAMP) ## Delete the kind cluster.
+	$(KIND_ENV) down --cluster $(KIND_CLUSTER)
 
 .PHONY: test-e2e
-test-e2e: $(STAMP) ## e2e tests on kind (skipped, saying what is missing, without Docker/kind).
-	CTRAIN_E2E_CLUSTER=$(KIND_CLUSTER) CTRAIN_E2E_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e -rs
+test-e2e: binaries ## The image and kind tiers (tests/e2e): the image, then the stories on kind.
+	CTRAIN_E2E_CLUSTER=$(E2E_CLUSTER) CTRAIN_E2E_IMAGE=$(IMAGE) $(BIN)/pytest tests/e2e -rs

@@ -250,6 +250,32 @@ INVALID = [
     ("uri-no-key", TrainingJobSpec, with_change(TJ_SPEC, "dataset.uri", "s3://bucket/"), "uri"),
     ("uri-builtin", TrainingJobSpec, with_change(TJ_SPEC, "dataset.uri", "builtin://mnist"), "uri"),
     ("format", TrainingJobSpec, with_change(CSV_SPEC, "dataset.format", "json"), "format"),
+    (
+        "significance-test",
+        TrainingJobSpec,
+        with_change(TJ_SPEC, "evaluation", {"significance": {"test": "TTest"}}),
+        "evaluation.significance.test",
+    ),
+    (
+        "significance-alpha",
+        TrainingJobSpec,
+        with_change(TJ_SPEC, "evaluation", {"significance": {"test": "McNemar", "alpha": 1.5}}),
+        "evaluation.significance.alpha",
+    ),
+    (
+        "mcnemar-needs-accuracy",
+        TrainingJobSpec,
+        with_change(
+            TJ_SPEC, "evaluation", {"metrics": ["f1_macro"], "significance": {"test": "McNemar"}}
+        ),
+        "McNemar compares which rows each model gets right",
+    ),
+    (
+        "on-incomparable-champion",
+        TrainingJobSpec,
+        with_change(TJ_SPEC, "evaluation", {"onIncomparableChampion": "Ignore"}),
+        "evaluation.onIncomparableChampion",
+    ),
     ("s3-no-target", TrainingJobSpec, with_change(CSV_SPEC, "dataset.target", ...), "target"),
     (
         "no-extension",
@@ -529,6 +555,8 @@ def test_public_names_are_pinned() -> None:
         "ApiModel",
         "CanarySpec",
         "ColumnExpectation",
+        "Comparison",
+        "ComparisonVerdict",
         "Condition",
         "ConditionStatus",
         "ConditionType",
@@ -560,6 +588,7 @@ def test_public_names_are_pinned() -> None:
         "PredictionLogSpec",
         "Reason",
         "Resource",
+        "SignificanceSpec",
         "StorageSpec",
         "StrategySpec",
         "Task",

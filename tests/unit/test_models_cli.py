@@ -150,13 +150,34 @@ def test_rollback_and_history(populated: Registry, bucket: str) -> None:
     assert result.stdout.strip() == "iris: rolled back champion v1 -> v2"
 
     history = _models(bucket, "history", "iris").stdout.splitlines()
-    assert history[0].split() == ["TIME", "FROM", "TO", "REASON"]
-    assert [line.split(None, 3)[1:] for line in history[1:]] == [
-        ["(none)", "v1", "first"],
-        ["v1", "v3", "better"],
-        ["v3", "v1", "canary failed"],
-        ["v1", "v2", "pin"],
+    assert history[0].split() == ["TIME", "FROM", "TO", "ACTION", "BY", "REASON"]
+    assert [line.split(None, 4)[1:4] for line in history[1:]] == [
+        ["(none)", "v1", "promote"],
+        ["v1", "v3", "promote"],
+        ["v3", "v1", "rollback"],
+        ["v1", "v2", "rollback"],
     ]
+    assert history[3].endswith("ctrain models  canary failed")
+    assert history[4].endswith("ctrain models  pin")
+
+
+def test_reject_and_promote_by_hand_unrejects(populated: Registry, bucket: str) -> None:
+    result = _models(bucket, "reject", "iris", "3", "--reason", "5xx in canary")
+    assert (result.exit_code, result.stdout.strip()) == (0, "iris: v3 rejected (5xx in canary)")
+    listed = json_tool(_models(bucket, "list", "iris", "-o", "json").stdout)
+    assert listed["versions"][2]["rejected"] is True
+    assert listed["versions"][2]["rejectedReason"] == "5xx in canary"
+    table = _models(bucket, "list", "iris").stdout.splitlines()
+    assert table[0].split()[-2:] == ["REJECTED", "CHAMPION"]
+    assert populated.resolve("iris", "champion") == "1"
+    assert populated.resolve("iris", "latest") == "2"
+
+    result = _models(bucket, "promote", "iris", "3", "--reason", "fixed upstream")
+    assert result.stdout.strip() == "iris: champion v3 -> v3 (un-rejected)"
+    assert populated.rejected("iris", "3") is None
+    last = json_tool(_models(bucket, "history", "iris", "-o", "json").stdout)["changes"][-1]
+    assert (last["action"], last["by"], last["unrejected"]) == ("unreject", "ctrain models", True)
+    assert "it was rejected: 5xx in canary" in last["reason"]
 
 
 def test_rollback_without_a_previous_champion(s3_client: S3Client, bucket: str) -> None:

@@ -17,22 +17,24 @@ pytestmark = pytest.mark.unit
 API = [
     "API_VERSION", "DEFAULT_METRICS", "ESTIMATORS", "GROUP", "HIGHER_IS_BETTER", "KINDS",
     "METRICS", "METRIC_TASKS", "VERSION", "ApiModel", "CanarySpec", "ColumnExpectation",
-    "Condition", "ConditionStatus", "ConditionType", "ContinuousTraining",
+    "Comparison", "ComparisonVerdict", "Condition", "ConditionStatus", "ConditionType",
+    "ContinuousTraining",
     "ContinuousTrainingPhase", "ContinuousTrainingSpec", "ContinuousTrainingStatus",
     "DatasetSpec", "DriftMonitoringSpec", "DriftStatus", "EstimatorSpec", "EvaluationSpec",
     "Expectations", "FeedbackSpec", "Gate", "GateResult", "LastTriggered", "Metric",
     "ModelDeployment", "ModelDeploymentPhase", "ModelDeploymentSpec", "ModelDeploymentStatus",
-    "MonitoringSpec",
-    "OnDriftTrigger", "OnNewDataTrigger", "OnPerformanceTrigger", "PerformanceMonitoringSpec",
-    "PerformanceStatus", "PredictionLogSpec", "Reason", "Resource", "StorageSpec", "StrategySpec",
+    "MonitoringSpec", "OnDriftTrigger", "OnNewDataTrigger", "OnPerformanceTrigger",
+    "PerformanceMonitoringSpec", "PerformanceStatus", "PredictionLogSpec", "Reason", "Resource",
+    "SignificanceSpec", "StorageSpec", "StrategySpec",
     "Task", "TemplateMetadata", "TrainingJob", "TrainingJobPhase", "TrainingJobSpec",
     "TrainingJobStatus", "TrainingJobTemplate", "TriggerReason", "TriggersSpec",
     "VersionMetrics", "higher_is_better",
 ]  # fmt: skip
 
 REGISTRY = [
-    "CHAMPION", "LATEST", "METADATA_FILE", "MODEL_FILE", "REFERENCE_FILE", "TRUSTED_TYPES",
-    "ChampionChange", "IntegrityError", "InvalidReference", "Layout", "LoadedModel",
+    "CHAMPION", "LATEST", "METADATA_FILE", "MODEL_FILE", "REFERENCE_FILE", "REJECTED_FILE",
+    "TRUSTED_TYPES", "ChampionChange", "ChampionMoved", "IntegrityError", "InvalidReference",
+    "JobClaim", "Layout", "LoadedModel",
     "Registry", "RegistryError", "StorageUnavailable", "UntrustedModel", "VersionConflict",
     "VersionNotFound", "sha256_hex",
 ]  # fmt: skip

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from ctrain.trainer.errors import EXIT_INVALID_DATA
+
 pytestmark = pytest.mark.unit
 pytest_plugins = ["s3_fixtures"]
 
@@ -57,7 +59,7 @@ def test_text_log_lines_by_default(run_train: TrainCli, bucket: str, tmp_path: P
 def test_a_failure_is_a_json_error_line(run_train: TrainCli, bucket: str, tmp_path: Path) -> None:
     broken = {**spec(bucket), "dataset": {"uri": f"s3://{bucket}/missing.csv", "target": "y"}}
     code, message, stderr = run_train(broken, tmp_path / "t", "--log-format", "json")
-    assert code == 1
+    assert code == EXIT_INVALID_DATA  # a missing dataset: the Job fails without retrying
     assert message["reason"] == "DatasetNotFound"
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
     assert any(line["severity"] in {"error", "warn"} for line in lines), lines

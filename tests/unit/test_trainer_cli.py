@@ -15,14 +15,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ctrain.api import TrainingJobSpec
-from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.cli import main
 from ctrain.registry import Registry
 from ctrain.storage import S3Client
-from ctrain.trainer import TrainerContext
 from ctrain.trainer.data import builtin_frame
-from ctrain.trainer.run import _register
 
 pytestmark = pytest.mark.unit
 pytest_plugins = ["s3_fixtures"]
@@ -118,9 +114,20 @@ def test_builtin_iris_end_to_end(
     assert metadata["packageVersion"] == "0.1.0"
     assert metadata["blessed"] is True
     assert metadata["primaryMetric"] == "accuracy"
-    assert metadata["split"]["trainRows"] == 120 and metadata["split"]["stratified"] is True
+    split = metadata["split"]
+    assert (split["method"], split["seed"], split["testSize"], split["buckets"]) == (
+        "contentHash",
+        42,
+        0.2,
+        10_000,
+    )
+    assert split["columns"] == [*IRIS_FEATURES, "target"]
+    assert split["trainRows"] + split["testRows"] == 150 and split["stratified"] is False
+    assert message["comparison"] == {"verdict": "NoChampion", "reason": "no champion yet"}
+    assert metadata["comparison"] == message["comparison"]
+    assert (message["blessedReason"], message["promotionReason"]) == ("NoBaseline", "Promoted")
 
-    assert reference["rows"] == 120  # the training split, not the whole dataset
+    assert reference["rows"] == split["trainRows"]  # the training split, not the whole dataset
     for name in IRIS_FEATURES:
         stats = reference["features"][name]
         assert stats["kind"] == "numeric"
@@ -208,8 +215,22 @@ def test_the_champion_is_compared_on_the_same_holdout(
 
     _, second, _ = run_train(strong, tmp_path / "t2")
     assert second["metrics"]["accuracy"] > first["metrics"]["accuracy"]
-    # The champion was re-scored on this run's holdout: same split, same numbers.
+    # The champion was re-scored on this run's holdout: same split, same numbers, and with
+    # the same split parameters no holdout row was in the champion's training data.
     assert second["baseline"] == {"version": "1", "metrics": first["metrics"]}
+    comparison = second["comparison"]
+    test_rows = registry.metadata("iris", "2").split.test_rows  # type: ignore[union-attr]
+    assert (comparison["holdoutRows"], comparison["excludedRows"]) == (test_rows, 0)
+    assert comparison["championSeenRows"] == 0
+    assert comparison["champion"] == {"accuracy": first["metrics"]["accuracy"]}
+    assert comparison["challenger"] == {"accuracy": second["metrics"]["accuracy"]}
+    assert comparison["delta"] == pytest.approx(
+        second["metrics"]["accuracy"] - first["metrics"]["accuracy"], abs=2e-6
+    )
+    low, high = comparison["confidenceInterval"]
+    assert low <= comparison["delta"] <= high
+    assert comparison["test"] == "McNemar" and 0 <= comparison["pValue"] <= 1
+    assert comparison["verdict"] == "Better"
     assert (second["blessed"], second["promoted"]) == (True, True)
     assert second["decision"].startswith("promoted: accuracy")
     assert "beats champion v1" in second["decision"]
@@ -228,6 +249,9 @@ def test_the_champion_is_compared_on_the_same_holdout(
     _, fourth, _ = run_train(strong, tmp_path / "t4")
     assert fourth["metrics"] == second["metrics"]
     assert (fourth["blessed"], fourth["promoted"]) == (False, False)
+    assert (fourth["comparison"]["delta"], fourth["comparison"]["pValue"]) == (0.0, 1.0)
+    assert fourth["comparison"]["verdict"] == "NotBetter"
+    assert fourth["blessedReason"] == "BaselineNotBeaten"
 
 
 def test_lower_is_better_metrics_promote_the_smaller_error(
@@ -288,20 +312,35 @@ def test_a_champion_without_todays_features_is_not_comparable(
         evaluation={"gates": [{"metric": "accuracy", "min": 0.5}]},
     )
     _, second, _ = run_train(weak, tmp_path / "t2")
+    note = "champion v1 not comparable: features missing from the data: sepal_length"
     assert second["baseline"] == {
         "version": "1",
         "metrics": {},
         "comparable": False,
-        "note": "features missing from the data: sepal_length",
+        "note": note,
     }
-    # Documented rule: judged on its gates alone.
-    assert (second["blessed"], second["promoted"]) == (True, True)
-    assert "champion v1 not comparable" in second["decision"]
+    assert second["comparison"] == {
+        "championVersion": "1",
+        "verdict": "NotComparable",
+        "reason": note,
+    }
+    # Fail closed by default (onIncomparableChampion: Block).
+    assert (second["blessed"], second["promoted"]) == (False, False)
+    assert second["blessedReason"] == "ChampionNotComparable"
+    assert registry.champion("iris") == "1"
+
+    weak["evaluation"]["onIncomparableChampion"] = "GatesOnly"  # the older rule, by choice
+    _, third, _ = run_train(weak, tmp_path / "t3")
+    assert (third["blessed"], third["promoted"]) == (True, True)
+    assert "champion v1 not comparable" in third["decision"]
+    assert registry.champion("iris") == "3"
 
     builtin = _spec(bucket)  # target "target" instead of "species"
-    _, third, _ = run_train(builtin, tmp_path / "t3")
-    assert third["baseline"]["comparable"] is False
-    assert third["baseline"]["note"] == "target species differs from target"
+    _, fourth, _ = run_train(builtin, tmp_path / "t4")
+    assert fourth["baseline"]["comparable"] is False
+    assert fourth["baseline"]["note"] == (
+        "champion v3 not comparable: target species differs from target"
+    )
 
 
 def test_spec_file_yaml_manifest_and_bucket_precedence(
@@ -364,7 +403,7 @@ def test_bad_data_fails_validation_with_every_rule(
         },
     }
     code, message, _ = run_train(_spec(bucket, dataset=dataset), tmp_path / "t")
-    assert code == 1
+    assert code == 11  # EXIT_INVALID_DATA: not retried
     assert (message["ok"], message["reason"]) == (False, "DataValidationFailed")
     text = message["message"]
     assert "dataset: 150 rows, fewer than minRows 200" in text
@@ -421,7 +460,7 @@ def test_spec_failures(
     fragments: list[str],
 ) -> None:
     code, message, _ = run_train(_spec(bucket, **change), tmp_path / "t")
-    assert code == 1
+    assert code == 10  # EXIT_INVALID_SPEC: not retried
     assert (message["ok"], message["reason"]) == (False, reason)
     for fragment in fragments:
         assert fragment in message["message"]
@@ -433,54 +472,29 @@ def test_missing_and_unreadable_datasets(
 ) -> None:
     missing = {"uri": f"s3://{bucket}/nope.csv", "target": "species"}
     code, message, _ = run_train(_spec(bucket, dataset=missing), tmp_path / "t1")
-    assert (code, message["reason"]) == (1, "DatasetNotFound")
+    assert (code, message["reason"]) == (11, "DatasetNotFound")
     assert f"s3://{bucket}/nope.csv" in message["message"]
 
     no_bucket = {"uri": "s3://no-such-datasets/iris.csv", "target": "species"}
     code, message, _ = run_train(_spec(bucket, dataset=no_bucket), tmp_path / "t2")
-    assert (code, message["reason"]) == (1, "DatasetNotFound")
+    assert (code, message["reason"]) == (11, "DatasetNotFound")
 
     uri = _upload(s3_client, bucket, "broken.parquet", b"this is not parquet")
     broken = {"uri": uri, "target": "species"}
     code, message, _ = run_train(_spec(bucket, dataset=broken), tmp_path / "t3")
-    assert (code, message["reason"]) == (1, "DatasetUnreadable")
+    assert (code, message["reason"]) == (11, "DatasetUnreadable")
     assert "parquet" in message["message"]
-
-
-def test_a_champion_moved_during_the_run_is_not_overwritten(
-    registry: Registry, bucket: str
-) -> None:
-    # The run compared with "no champion"; meanwhile another run promoted v1.
-    registry.publish(
-        "iris", registry.reserve_version("iris"), b"m", ModelMetadata(), Reference(rows=0)
-    )
-    registry.set_champion("iris", "1", "the other run")
-    spec = TrainingJobSpec.parse(_spec(bucket))
-    context = TrainerContext(client_factory=lambda storage: None)
-    version, promoted, decision = _register(
-        registry,
-        spec,
-        True,
-        "promoted: no champion",
-        b"model",
-        ModelMetadata(baseline=None),
-        Reference(rows=0),
-        context,
-    )
-    assert (version, promoted) == ("2", False)
-    assert decision == "not promoted: the champion changed to v1 during the run"
-    assert registry.champion("iris") == "1"
 
 
 def test_unusable_input_never_ends_in_a_bare_traceback(
     run_train: TrainCli, bucket: str, tmp_path: Path
 ) -> None:
     code, message, _ = run_train("{not json", tmp_path / "t1")
-    assert (code, message["reason"]) == (1, "InvalidSpec")
+    assert (code, message["reason"]) == (10, "InvalidSpec")
     code, message, _ = run_train("[1, 2]", tmp_path / "t2")
-    assert (code, message["reason"]) == (1, "InvalidSpec")
+    assert (code, message["reason"]) == (10, "InvalidSpec")
     result = CliRunner().invoke(main, ["train", "--termination-log", str(tmp_path / "t3")])
-    assert result.exit_code == 1
+    assert result.exit_code == 10
     assert json.loads((tmp_path / "t3").read_text()) == {
         "ok": False,
         "reason": "InvalidSpec",

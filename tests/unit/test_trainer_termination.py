@@ -41,6 +41,22 @@ def test_many_gates_are_summarised() -> None:
     assert decoded["version"] == "3"
 
 
+def test_the_comparisons_numbers_survive_a_long_message() -> None:
+    comparison = {
+        "championVersion": "2", "holdoutRows": 30, "championSeenRows": 0, "excludedRows": 0,
+        "challenger": {"accuracy": 0.97}, "champion": {"accuracy": 0.93}, "delta": 0.04,
+        "confidenceInterval": [-0.02, 0.1], "pValue": 0.21, "test": "McNemar",
+        "verdict": "NotBetter", "reason": "x" * 3000,
+    }  # fmt: skip
+    gates = [{"metric": "m" * 50, "min": 0.5, "value": 0.9, "passed": True} for _ in range(20)]
+    payload = {"ok": True, "version": "3", "decision": "kept " * 400, "gates": gates,
+               "comparison": comparison}  # fmt: skip
+    data = encode(payload)
+    decoded = json.loads(data)
+    assert len(data) <= MAX_BYTES and decoded["decision"].startswith("kept kept")
+    assert decoded["comparison"] == {k: v for k, v in comparison.items() if k != "reason"}
+
+
 def test_write_reports_an_unwritable_path(tmp_path: Path) -> None:
     target = tmp_path / "termination-log"
     assert write(target, {"ok": True}) is True

@@ -11,10 +11,11 @@ import dataclasses
 import fcntl
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from ctrain_dev import gobuild
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.4"
@@ -67,7 +68,7 @@ def helm_cache_dir() -> Path:
     return cache_root() / f"helm-{HELM_VERSION}-k8s-{KUBERNETES_VERSION}"
 
 
-def _version_ldflags() -> str:
+def version_ldflags() -> str:
     major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
     flags = ["-s", "-w"]
     for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
@@ -90,7 +91,7 @@ def go_build_commands() -> list[tuple[Path, list[str], Path]]:
         "-v",
         "-trimpath",
         "-ldflags",
-        _version_ldflags(),
+        version_ldflags(),
         "-o",
         f"{kube_out}.partial/",
         *_KUBE_PACKAGES,
@@ -139,26 +140,39 @@ def _run_go_build(module_dir: Path, argv: list[str], out_dir: Path, progress: Pr
     partial = Path(f"{out_dir}.partial")
     partial.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-buildvcs=false")
-    progress(f"building {out_dir.name} (first time only; this takes several minutes)")
-    process = subprocess.Popen(
-        argv, cwd=module_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    packages = [arg for arg in argv if arg.startswith(("k8s.io/", "helm.sh/", "./"))]
+    total = gobuild.count_packages(packages, module_dir, env)
+    progress(
+        f"building {out_dir.name} (first time only; about 15-25 minutes on 2 cores"
+        f"{f', {total} packages' if total else ''})"
     )
-    assert process.stdout is not None
-    compiled = 0
-    tail: list[str] = []
-    for line in process.stdout:
-        line = line.rstrip()
-        tail = [*tail[-30:], line]
-        if line and not line.startswith(("go: downloading", "#")):
-            compiled += 1
-            if compiled % 100 == 0:
-                progress(f"  {out_dir.name}: {compiled} packages compiled")
-    if process.wait() != 0:
-        raise BuildError(f"go build failed in {module_dir}:\n" + "\n".join(tail))
+    try:
+        compiled = gobuild.run(
+            argv, module_dir, env, out_dir.name, total, progress, Path(f"{out_dir}.log")
+        )
+    except gobuild.GoBuildError as error:
+        raise BuildError(str(error)) from None
     if out_dir.exists():
         shutil.rmtree(out_dir)
     partial.rename(out_dir)
-    progress(f"  {out_dir.name}: done ({compiled} packages)")
+    progress(f"  {out_dir.name}: done ({compiled} packages compiled)")
+
+
+def needs_build() -> bool:
+    """True if `ensure_binaries` would have to build something (Go needed)."""
+    have = _from_assets(ALL_BINARIES)
+    for _module, _argv, out_dir in go_build_commands():
+        wanted = KUBE_BINARIES if out_dir == kube_cache_dir() else HELM_BINARIES
+        if any(name not in have and not _readable(out_dir / name) for name in wanted):
+            return True
+    return False
+
+
+def _readable(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. another user's cache: as good as missing
+        return False
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ctrain_dev.clierrors import one_line_errors
 from ctrain_dev.sandbox import sandbox
 
 _DIR = click.option(
@@ -27,6 +28,7 @@ def dev() -> None:
 @dev.command()
 @_DIR
 @click.option("--no-operator", is_flag=True, help="Do not start the ctrain operator.")
+@one_line_errors
 def up(directory: Path | None, no_operator: bool) -> None:
     """Start the sandbox, or do nothing if it is already running."""
     state = sandbox.up(directory, with_operator=not no_operator)
@@ -41,6 +43,7 @@ Stop it with `ctrain dev down`.""")
 
 
 @dev.command()
+@one_line_errors
 def binaries() -> None:
     """Build (first time only) or find the Kubernetes, etcd and helm binaries; print them."""
     from ctrain_dev.sandbox.binaries import ensure_binaries
@@ -126,3 +129,14 @@ def find_log(
     if not runs:
         raise click.ClickException(f"no {'previous ' if previous else ''}log for {chosen.name}")
     return runs[-1]
+
+
+def _add_container_commands() -> None:
+    from ctrain_dev.containers import cli as containers
+
+    dev.add_command(containers.image)
+    dev.add_command(containers.engine)
+    dev.add_command(containers.node_image)
+
+
+_add_container_commands()

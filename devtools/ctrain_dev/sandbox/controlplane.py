@@ -14,10 +14,14 @@ from pathlib import Path
 
 import yaml
 
+from ctrain_dev import host
 from ctrain_dev.sandbox.binaries import Binaries
+from ctrain_dev.sandbox.preflight import SandboxError, explain_exit
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-SERVICE_CIDR = "10.0.0.0/24"
+# Room for a Service per ModelDeployment at the scale the operator benchmark runs (a /24
+# holds 254 and refuses the rest); pod networks are 10.16.0.0/16 and up, apart from it.
+SERVICE_CIDR = "10.0.0.0/16"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +167,12 @@ def wait_http(
     *,
     context: ssl.SSLContext | None = None,
     alive: "object | None" = None,
+    process: "host.Process | None" = None,
 ) -> None:
-    """Poll `url` until it answers 200; raise TimeoutError naming the URL otherwise."""
+    """Poll `url` until it answers 200; raise TimeoutError naming the URL otherwise.
+
+    If the process behind it exits first, raise SandboxError saying why, from its log.
+    """
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -178,7 +186,9 @@ def wait_http(
         except (urllib.error.URLError, OSError) as error:
             last = str(error)
         if alive is not None and not alive():  # type: ignore[operator]
-            raise RuntimeError(f"the process behind {url} exited; see its log")
+            if process is not None:
+                raise SandboxError(explain_exit(process.name, Path(process.log)))
+            raise SandboxError(f"the process behind {url} exited; see its log")
         time.sleep(0.25)
     raise TimeoutError(f"{url} did not become healthy in {timeout:.0f}s (last: {last})")
 

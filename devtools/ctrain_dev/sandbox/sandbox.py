@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ctrain_dev import host
-from ctrain_dev.sandbox import controlplane
-from ctrain_dev.sandbox.binaries import Binaries, ensure_binaries
+from ctrain_dev.sandbox import controlplane, preflight
+from ctrain_dev.sandbox.binaries import Binaries, ensure_binaries, needs_build
 from ctrain_dev.sandbox.pki import ensure_pki
 
 NODE_NAME = "ctrain-node"
@@ -123,6 +123,7 @@ def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = 
         say("a previous sandbox is partly down; cleaning it up first")
         down(directory, say=lambda _m: None)
     started = time.monotonic()
+    preflight.check(needs_build=needs_build())
     binaries = ensure_binaries(say)
     directory.mkdir(parents=True, exist_ok=True)
     pod_network = _free_network()
@@ -171,13 +172,17 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
 
     say(f"starting etcd on 127.0.0.1:{ports.etcd_client}")
     etcd = _start(state, "etcd", controlplane.etcd_argv(binaries, state.path / "etcd", ports))
-    controlplane.wait_http(f"http://127.0.0.1:{ports.etcd_client}/health", 60, alive=etcd.alive)
+    controlplane.wait_http(
+        f"http://127.0.0.1:{ports.etcd_client}/health", 60, alive=etcd.alive, process=etcd
+    )
 
     say(f"starting kube-apiserver on {state.apiserver_url}")
     api = _start(
         state, "kube-apiserver", controlplane.apiserver_argv(binaries, pki, ports, state.host_ip)
     )
-    controlplane.wait_http(f"{state.apiserver_url}/readyz", 120, context=tls, alive=api.alive)
+    controlplane.wait_http(
+        f"{state.apiserver_url}/readyz", 120, context=tls, alive=api.alive, process=api
+    )
 
     server = state.apiserver_url
     admin = controlplane.kubeconfig(server, pki, "ctrain-admin", "admin")
@@ -211,7 +216,7 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
     s3 = _start(
         state, "s3", [sys.executable, "-m", "moto.server", "-H", state.host_ip, "-p", str(ports.s3)]
     )
-    controlplane.wait_http(f"{state.s3_endpoint}/moto-api/", 60, alive=s3.alive)
+    controlplane.wait_http(f"{state.s3_endpoint}/moto-api/", 60, alive=s3.alive, process=s3)
     _create_buckets(state)
 
     say(f"starting the node agent ({NODE_NAME}, pod network 10.{state.pod_network}.0.0/16)")
@@ -259,7 +264,7 @@ def _wait_node_ready(state: State, agent: host.Process, timeout: float = 90) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not agent.alive():
-            raise RuntimeError(f"the node agent exited; see {agent.log}")
+            raise preflight.SandboxError(preflight.explain_exit("the node agent", Path(agent.log)))
         nodes = api.list_node(field_selector=f"metadata.name={NODE_NAME}").items
         ready = nodes and any(
             c.type == "Ready" and c.status == "True" for c in nodes[0].status.conditions or []

@@ -174,9 +174,12 @@ class Reason(StrEnum):
     GATES_PASSED = "GatesPassed"
     GATES_FAILED = "GatesFailed"
     BASELINE_NOT_BEATEN = "BaselineNotBeaten"
+    NOT_SIGNIFICANT = "NotSignificant"
+    CHAMPION_NOT_COMPARABLE = "ChampionNotComparable"
     NO_BASELINE = "NoBaseline"
     PROMOTED = "Promoted"
     NOT_PROMOTED = "NotPromoted"
+    CHAMPION_MOVED = "ChampionMoved"
     # ModelDeployment
     VERSION_NOT_FOUND = "VersionNotFound"
     ROLLING_OUT = "RollingOut"

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
 from ctrain.api.common import Time
-from ctrain.api.status import GateResult
+from ctrain.api.status import Comparison, GateResult
 
 __all__ = [
     "BaselineResult",
@@ -46,6 +46,7 @@ __all__ = [
     "PerformancePoint",
     "PerformanceResult",
     "Reference",
+    "Rejection",
     "SplitRecord",
     "TrainerResult",
     "TrainingFailed",
@@ -125,6 +126,22 @@ class TrainingSucceeded(Contract):
         description="Instead of `gates` in a shortened message (omitted when unset).",
     )
     decision: str | None = Field(default=None, description="Why it was (not) promoted.")
+    comparison: Comparison | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Challenger against champion on the same unseen rows (omitted when "
+        "baseline is none).",
+    )
+    blessed_reason: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="The Blessed condition's reason, e.g. NotSignificant (omitted when unset).",
+    )
+    promotion_reason: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Promoted, NotPromoted or ChampionMoved (omitted when unset).",
+    )
     data_fingerprint: str | None = Field(default=None, description="sha256 of the data.")
     rows: int | None = Field(default=None, description="Rows in the dataset.")
     message: str | None = Field(
@@ -170,10 +187,32 @@ class DatasetRecord(Contract):
 
 
 class SplitRecord(Contract):
-    """How the data was split into training and holdout rows."""
+    """How the data was split into training and holdout rows.
 
+    With ``method: contentHash`` (`ctrain.trainer.split`) the split can be recomputed for
+    any row from ``seed``, ``testSize``, ``buckets`` and ``columns`` alone, so a later run
+    knows which of its rows this version trained on. Without a method (versions written
+    before it existed) the split was a seeded random shuffle: which rows it trained on
+    cannot be told.
+    """
+
+    method: Literal["contentHash"] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="contentHash, or omitted for a random split (older versions).",
+    )
     test_size: float = Field(description="Fraction held out.")
-    seed: int = Field(description="Random seed of the split.")
+    seed: int = Field(description="Seed of the split.")
+    buckets: int | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Hash buckets; a row is held out when its bucket < testSize * buckets.",
+    )
+    columns: list[str] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="The columns whose values are hashed, in order.",
+    )
     stratified: bool = Field(description="Whether the split kept the class proportions.")
     train_rows: int = Field(description="Rows fitted on.")
     test_rows: int = Field(description="Rows held out.")
@@ -206,6 +245,12 @@ class ModelMetadata(Contract):
     metrics: dict[str, float] = Field(default_factory=dict, description="Holdout scores.")
     gates: list[GateResult] = Field(default_factory=list, description="Each gate's outcome.")
     baseline: BaselineResult | None = Field(default=None, description="The champion compared.")
+    comparison: Comparison | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Challenger against champion on the same unseen holdout rows, as judged "
+        "before publishing (omitted when unset).",
+    )
     blessed: bool | None = Field(default=None, description="Passed gates and baseline.")
     decision: str | None = Field(default=None, description="Why it was (not) promoted.")
     dataset: DatasetRecord | None = Field(default=None, description="The training data.")
@@ -222,6 +267,18 @@ class ModelMetadata(Contract):
         description="Set when the version failed in production: true, a reason, or an "
         "object with a `reason` (omitted when unset; `ctrain.report.history` reads it).",
     )
+
+
+class Rejection(Contract):
+    """``versions/<n>/rejected.json``: the version failed in production and is not served.
+
+    Written by `Registry.reject`; `champion` and `latest` never resolve to a rejected
+    version until it is promoted by hand (which removes the mark and says so in the log).
+    """
+
+    reason: str = Field(description="Why it was rejected.")
+    by: str = Field(default="", description="Who rejected it, e.g. ModelDeployment ns/name.")
+    time: str | None = Field(default=None, description="When, RFC 3339, UTC.")
 
 
 # --- reference.json -----------------------------------------------------------------------

@@ -13,6 +13,8 @@ from pydantic import Field
 from ctrain.api.common import Condition, Int32, Int64, StatusModel, Time
 
 __all__ = [
+    "Comparison",
+    "ComparisonVerdict",
     "ContinuousTrainingPhase",
     "ContinuousTrainingStatus",
     "DriftStatus",
@@ -64,8 +66,21 @@ class TriggerReason(StrEnum):
     PERFORMANCE = "Performance"
 
 
+class ComparisonVerdict(StrEnum):
+    """How the challenger compared with the champion (docs/api.md, "How a model is judged")."""
+
+    BETTER = "Better"
+    NOT_BETTER = "NotBetter"
+    NO_CHAMPION = "NoChampion"
+    NOT_COMPARABLE = "NotComparable"
+
+
 def _unset(value: object) -> bool:
     return value is None
+
+
+def _empty(value: object) -> bool:
+    return not value
 
 
 def _conditions_field() -> Any:
@@ -107,6 +122,80 @@ class GateResult(StatusModel):
     passed: bool = Field(description="Whether the value met the bounds.")
 
 
+class Comparison(StatusModel):
+    """Challenger and champion scored on the same holdout rows, none of which either trained on.
+
+    Optional fields are omitted when unset (e.g. no champion, or it could not be scored).
+    """
+
+    champion_version: str | None = Field(
+        default=None, exclude_if=_unset, description="The champion compared with."
+    )
+    holdout_rows: Int64 | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=_unset,
+        description="Holdout rows both models were scored on.",
+    )
+    champion_seen_rows: Int64 | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=_unset,
+        description="Of those, rows the champion's own recorded split put in its training "
+        "data; computed, and always 0 in a comparison that was made.",
+    )
+    excluded_rows: Int64 | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=_unset,
+        description="Holdout rows left out because the champion may have trained on them.",
+    )
+    challenger: dict[str, float] = Field(
+        default_factory=dict,
+        exclude_if=_empty,
+        description="The challenger's key metric on the compared rows.",
+    )
+    champion: dict[str, float] = Field(
+        default_factory=dict,
+        exclude_if=_empty,
+        description="The champion's key metric on the compared rows.",
+    )
+    delta: float | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="The challenger's improvement on the key metric in its better direction "
+        "(positive: the challenger is better).",
+    )
+    confidence_interval: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        exclude_if=_unset,
+        description="95% confidence interval [lo, hi] of delta, from a seeded paired "
+        "bootstrap over the compared rows.",
+    )
+    p_value: float | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Two-sided p-value of the paired test named in `test`.",
+    )
+    test: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="The test behind pValue: McNemar, PairedBootstrap or PairedTTest.",
+    )
+    significant: bool | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Whether pValue is below evaluation.significance.alpha (set only when "
+        "significance is required).",
+    )
+    verdict: ComparisonVerdict = Field(
+        description="Better, NotBetter, NoChampion or NotComparable."
+    )
+    reason: str | None = Field(default=None, exclude_if=_unset, description="Why, in one sentence.")
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -128,6 +217,10 @@ class TrainingJobStatus(StatusModel):
     )
     baseline: VersionMetrics | None = Field(
         default=None, description="The champion the model was compared with, if any."
+    )
+    comparison: Comparison | None = Field(
+        default=None,
+        description="The challenger against the champion on the same unseen holdout rows.",
     )
     gates: list[GateResult] = Field(default_factory=list, description="Outcome of each gate.")
     decision: str | None = Field(

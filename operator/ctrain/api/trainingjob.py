@@ -28,6 +28,7 @@ __all__ = [
     "Expectations",
     "FeedbackSpec",
     "Gate",
+    "SignificanceSpec",
     "TrainingJobSpec",
 ]
 
@@ -224,6 +225,28 @@ class Gate(ApiModel):
         return self
 
 
+class SignificanceSpec(ApiModel):
+    """Whether beating the champion must be statistically significant, and by which test."""
+
+    test: Literal["PairedBootstrap", "McNemar", "None"] = Field(
+        description="PairedBootstrap: the paired bootstrap of the key metric's delta on the "
+        "same rows (any metric). McNemar: McNemar's test on which rows each model gets right "
+        "(key metric accuracy only). None: the improvement only has to be positive.",
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Significance level: the improvement counts only when the test's "
+        "two-sided p-value is below alpha.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self > 0.0 && self < 1.0", "message": "alpha must be in (0, 1)"}
+            ]
+        },
+    )
+
+
 class EvaluationSpec(ApiModel):
     """How the fitted model is judged: held-out split, metrics, gates and the baseline."""
 
@@ -263,6 +286,18 @@ class EvaluationSpec(ApiModel):
         ge=0,
         description="How much the key metric must improve on the baseline (absolute, in the "
         "metric's better direction) for the model to be blessed.",
+    )
+    significance: SignificanceSpec | None = Field(
+        default=None,
+        description="Require the improvement over the champion to be statistically "
+        "significant. Default: none (a positive improvement of at least minImprovement "
+        "suffices; the p-value and confidence interval are still reported).",
+    )
+    on_incomparable_champion: Literal["Block", "GatesOnly"] = Field(
+        default="Block",
+        description="What happens when the champion cannot be loaded, scored or compared on "
+        "rows it never trained on: Block (default) does not bless the model; GatesOnly "
+        "judges it on its gates alone.",
     )
 
     @field_validator("metrics")
@@ -308,6 +343,14 @@ class TrainingJobSpec(ApiModel):
             raise ValueError(
                 f"metrics {wrong} do not apply to {self.task.value} "
                 f"(estimator {self.estimator.type})"
+            )
+        significance = self.evaluation.significance
+        mcnemar = significance is not None and significance.test == "McNemar"
+        if mcnemar and self.key_metric != Metric.ACCURACY:
+            raise ValueError(
+                "evaluation.significance.test McNemar compares which rows each model gets "
+                f"right, i.e. accuracy; the key metric is {self.key_metric.value}: use "
+                "PairedBootstrap"
             )
         return self
 

@@ -51,6 +51,8 @@ from ctrain.api.modeldeployment import (
     StrategySpec,
 )
 from ctrain.api.status import (
+    Comparison,
+    ComparisonVerdict,
     ContinuousTrainingPhase,
     ContinuousTrainingStatus,
     DriftStatus,
@@ -72,6 +74,7 @@ from ctrain.api.trainingjob import (
     Expectations,
     FeedbackSpec,
     Gate,
+    SignificanceSpec,
     TrainingJobSpec,
 )
 
@@ -88,6 +91,8 @@ __all__ = [
     "ApiModel",
     "CanarySpec",
     "ColumnExpectation",
+    "Comparison",
+    "ComparisonVerdict",
     "Condition",
     "ConditionStatus",
     "ConditionType",
@@ -119,6 +124,7 @@ __all__ = [
     "PredictionLogSpec",
     "Reason",
     "Resource",
+    "SignificanceSpec",
     "StorageSpec",
     "StrategySpec",
     "Task",

@@ -2,10 +2,12 @@
 
 ``list``, ``show`` and ``history`` read (``-o table|json|yaml``; the machine formats print
 one document and nothing else); ``report`` draws a model's history into one HTML page;
-``promote`` and ``rollback`` move the champion alias (every ModelDeployment with
-``version: champion`` then rolls the new champion out) and record the reason in
-``aliases/champion.log``, which ``history`` prints. ``rollback`` without ``--to`` returns
-to the champion the current one replaced.
+``promote`` and ``rollback`` move the champion (every ModelDeployment with ``version:
+champion`` then rolls the new champion out) and record the reason in
+``aliases/champion.log``, which ``history`` prints with who moved it. ``rollback`` without
+``--to`` returns to the latest earlier champion that is not rejected. ``reject`` marks a
+version rejected (``champion`` and ``latest`` never resolve to it); ``promote`` of a
+rejected version un-rejects it, and the log line says so.
 
 The registry location comes from ``--bucket``/``--prefix`` (env ``CTRAIN_BUCKET``,
 ``CTRAIN_PREFIX``; default ``models``/``ctrain``) and S3 settings from the environment,
@@ -30,6 +32,8 @@ from ctrain.storage import make_s3_client
 __all__ = ["models"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+BY = "ctrain models"  # who moved the champion, in the log
 
 
 def _registry_options(function: F) -> F:
@@ -71,7 +75,7 @@ def _registry_errors() -> Iterator[None]:
 
 @click.group("models")
 def models() -> None:
-    """List, inspect, report on, promote and roll back model versions in the registry."""
+    """List, inspect, report on, promote, reject and roll back model versions."""
 
 
 @models.command("list")
@@ -179,11 +183,33 @@ def promote(model: str, version: str, reason: str, bucket: str, prefix: str) -> 
     registry = _registry(bucket, prefix)
     with _registry_errors():
         resolved = registry.resolve(model, version)
-        change = registry.set_champion(model, resolved, reason)
+        change = registry.set_champion(model, resolved, reason, by=BY)
     if change is None:
         click.echo(f"{model}: v{resolved} already is the champion")
-    else:
-        click.echo(f"{model}: champion {_from(change.from_version)} -> v{change.to_version}")
+        return
+    unrejected = " (un-rejected)" if change.unrejected else ""
+    click.echo(
+        f"{model}: champion {_from(change.from_version)} -> v{change.to_version}{unrejected}"
+    )
+
+
+@models.command("reject")
+@click.argument("model")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why; recorded with the rejection.")
+@_registry_options
+def reject(model: str, version: str, reason: str, bucket: str, prefix: str) -> None:
+    """Mark VERSION of MODEL rejected: champion and latest never resolve to it again.
+
+    A rejected champion stays in the alias until it is moved (``rollback``); until then
+    ``champion`` resolves to the latest earlier champion that is not rejected. ``promote``
+    un-rejects.
+    """
+    registry = _registry(bucket, prefix)
+    with _registry_errors():
+        resolved = registry.resolve(model, version)
+        mark = registry.reject(model, resolved, reason=reason, by=BY)
+    click.echo(f"{model}: v{resolved} rejected ({mark.reason})")
 
 
 @models.command("rollback")
@@ -196,7 +222,7 @@ def rollback(model: str, to: str | None, reason: str, bucket: str, prefix: str) 
     registry = _registry(bucket, prefix)
     with _registry_errors():
         target = None if to is None else registry.resolve(model, to)
-        change = registry.rollback(model, reason, to=target)
+        change = registry.rollback(model, reason, to=target, by=BY)
     click.echo(
         f"{model}: rolled back champion {_from(change.from_version)} -> v{change.to_version}"
     )
@@ -215,8 +241,13 @@ def history(model: str, output: str, bucket: str, prefix: str) -> None:
         click.echo(f"{model} has never had a champion")
         return
     document = {"model": model, "changes": [change.to_json() for change in changes]}
-    rows = [[c.time, _from(c.from_version), f"v{c.to_version}", c.reason] for c in changes]
-    emit(output, document, lambda: table(["TIME", "FROM", "TO", "REASON"], rows))
+    rows = [
+        [c.time, _from(c.from_version), f"v{c.to_version}", c.action or "-", c.by or "-",
+         c.reason]
+        for c in changes
+    ]  # fmt: skip
+    header = ["TIME", "FROM", "TO", "ACTION", "BY", "REASON"]
+    emit(output, document, lambda: table(header, rows))
 
 
 @models.command("report")

@@ -5,7 +5,9 @@ same thing locally with ``--spec-file``. The result (or the failure, with its re
 written as JSON to ``--termination-log`` for the operator and printed on stdout; progress
 goes to stderr as log lines, ``key=value`` text or, with ``--log-format json``, one JSON
 object per line with the fields of the operator's JSON logs (``message``, ``timestamp``,
-``severity``) plus ``logger``. Exit code 0 on success, 1 on any failure.
+``severity``) plus ``logger``. Exit code 0 on success; a failure's exit code tells its
+class (docs/contracts.md): 10 invalid spec, 11 invalid data, 12 training failed (not
+retried by the Job), 1 anything that may pass on a retry (storage, unforeseen errors).
 
 Where the registry lives: ``--bucket``/``--prefix`` on the command line win, then the
 spec's ``storage``, then ``CTRAIN_BUCKET``/``CTRAIN_PREFIX``, then ``models``/``ctrain``.
@@ -83,16 +85,18 @@ def train(
     configure_logging(log_format)
     # The trainer pulls in scikit-learn; keep `ctrain --help` fast.
     from ctrain.trainer import TrainerContext, run
+    from ctrain.trainer.errors import EXIT_INVALID_SPEC
     from ctrain.trainer.termination import failure, write
 
     payload: TrainingSucceeded | TrainingFailed
     if (spec_json is None) == (spec_file is None):
-        code, payload = 1, failure(Reason.INVALID_SPEC, "give one of --spec-json or --spec-file")
+        code = EXIT_INVALID_SPEC
+        payload = failure(Reason.INVALID_SPEC, "give one of --spec-json or --spec-file")
     else:
         try:
             raw = spec_json if spec_json is not None else _read_spec_file(spec_file)
         except ValueError as exc:
-            code, payload = 1, failure(Reason.INVALID_SPEC, str(exc))
+            code, payload = EXIT_INVALID_SPEC, failure(Reason.INVALID_SPEC, str(exc))
         else:
             context = TrainerContext(
                 client_factory=_client_for,

@@ -24,7 +24,9 @@ class OperatorConfig:
     default_prefix: str = DEFAULT_PREFIX
     default_secret: str | None = "s3-credentials"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
     watch_namespaces: tuple[str, ...] = ()  # empty: every namespace
-    registry_poll_seconds: float = 10.0
+    # How often a followed champion alias is read again (a conditional request): the delay
+    # before a champion moved outside the cluster (`ctrain models promote`) rolls out.
+    registry_poll_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":

@@ -1,48 +1,50 @@
-"""kopf registrations: each handler parses what it was given and routes to a reconciler.
+"""kopf registrations: one startup hook builds the runtime; event handlers only enqueue.
 
-No business logic lives here. Handlers are synchronous (kopf runs them in a thread pool)
-and never raise for a bad object: every outcome ends in status and an Event. Only
-watch-event handlers and resync threads: kopf's event handlers write nothing to the
-watched object (no finalizer, no progress annotations), so the operator never touches a
-user's spec, labels or annotations. The resync threads re-check every object of a kind
-periodically: aliases move in the registry, canaries age, and a ContinuousTraining's
-schedules, dataset polls and drift are functions of time and of other objects
-(`CTRAIN_CT_RESYNC_SECONDS`, default 5).
+kopf watches the three kinds and the children the operator labels (Jobs, pods,
+Deployments, Services with `app.kubernetes.io/managed-by=ctrain`, filtered by the
+apiserver), and hands each event here. A handler records the body and enqueues keys
+(`Runtime.observe`) and returns at once: reconciling happens in the runtime's per-kind
+workers (`ctrain.controller.runtime`), never in kopf's event loop. kopf's event
+handlers write nothing to the watched objects (no finalizer, no progress annotations),
+so the operator never touches a user's spec, labels or annotations.
 """
 
-import dataclasses
 import logging
 import os
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import kopf
 from kubernetes import client, config
 
-from ctrain.api import GROUP, VERSION
 from ctrain.controller import metrics
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.continuoustraining import reconcile as continuoustraining
-from ctrain.controller.continuoustraining.builders import CONTINUOUS_LABEL
-from ctrain.controller.kube import Kube
-from ctrain.controller.modeldeployment import reconcile as modeldeployment
-from ctrain.controller.modeldeployment.builders import DEPLOYMENT_LABEL
-from ctrain.controller.trainingjob import reconcile as trainingjob
-from ctrain.controller.trainingjob.builders import TRAININGJOB_LABEL
+from ctrain.controller.continuoustraining.reconcile import KIND as CONTINUOUSTRAINING
+from ctrain.controller.kube import (
+    CONTINUOUSTRAININGS,
+    DEPLOYMENTS,
+    JOBS,
+    MODELDEPLOYMENTS,
+    PODS,
+    SERVICES,
+    TRAININGJOBS,
+    Kube,
+    Resource,
+)
+from ctrain.controller.modeldeployment.reconcile import KIND as MODELDEPLOYMENT
+from ctrain.controller.podspec import MANAGED_BY
+from ctrain.controller.runtime.context import Context, Memory
+from ctrain.controller.runtime.engine import Runtime
+from ctrain.controller.runtime.events import EventPoster
+from ctrain.controller.runtime.owners import stores_for
+from ctrain.controller.runtime.store import Followers
+from ctrain.controller.storage.clients import S3Clients
+from ctrain.controller.storage.watch import StorageWatch
+from ctrain.controller.trainingjob.reconcile import KIND as TRAININGJOB
 
 log = logging.getLogger("ctrain.operator")
-RESYNC_SECONDS = 30.0
-# ModelDeployments are re-checked often: aliases move in the registry, canaries age.
-SERVING_RESYNC_SECONDS = 5.0
-MEMORY_KEY = "ct_memory"
-
-
-@dataclasses.dataclass
-class Context:
-    kube: Kube
-    config: OperatorConfig
-    stopping: threading.Event
+RUNTIME = "runtime"
+KINDS = (TRAININGJOB, MODELDEPLOYMENT, CONTINUOUSTRAINING)
+CHILDREN = (JOBS, PODS, DEPLOYMENTS, SERVICES)  # watched with the operator's label only
 
 
 def _load_client() -> client.ApiClient:
@@ -50,212 +52,112 @@ def _load_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    api_client = client.ApiClient()
+    # Every worker thread may hold a connection; the default pool of 4 would queue them.
+    api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
+    return api_client
+
+
+def build_runtime(
+    kube: Kube, operator_config: OperatorConfig, *, background_events: bool = True
+) -> Runtime:
+    """The Context and the loops of every kind, not yet started (`background_events`
+    False: Events are posted in the pass, which tests read in order)."""
+    runtime: Runtime | None = None
+
+    def wake(endpoint: Any) -> None:
+        assert runtime is not None
+        runtime.wake(endpoint)
+
+    def notify(ref: Any) -> None:
+        assert runtime is not None
+        runtime.enqueue(ref)
+
+    context = Context(
+        kube=kube,
+        config=operator_config,
+        stores=stores_for((kind.resource, kind.children) for kind in KINDS),
+        storage=StorageWatch(S3Clients(), wake=wake, notify=notify),
+        relations=Followers(),
+        memory=Memory(),
+    )
+    runtime = Runtime(context, KINDS, EventPoster(kube) if background_events else None)
+    return runtime
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No change detection: the operator has event handlers only, so kopf's diff base (a
+    deep copy of every body on every event) would be computed for nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.posting.enabled = False  # our own Events, one per decision
-    settings.execution.max_workers = 8
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False  # our own Events, one per transition
     settings.watching.server_timeout = 300
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
-    context = Context(Kube(_load_client()), OperatorConfig.from_env(), threading.Event())
-    memo["ctx"] = context
+    settings.persistence.finalizer = "ctrain.dev/finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
+    selector = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
+    for child in CHILDREN:
+        settings.watching.label_selectors[child.group, child.version, child.plural] = selector
     port = int(os.environ.get("CTRAIN_METRICS_PORT", "0") or 0)
     if port:
         metrics.serve(port)
-    resyncs = [
-        (
-            trainingjob.PLURAL,
-            RESYNC_SECONDS,
-            _reconciler("trainingjob", trainingjob.reconcile, context),
-            _finished,
-        ),
-        (
-            modeldeployment.PLURAL,
-            SERVING_RESYNC_SECONDS,
-            _reconciler("modeldeployment", modeldeployment.reconcile, context),
-            lambda _body: False,
-        ),
-    ]
-    for plural, interval, visit, skip in resyncs:
-        threading.Thread(
-            target=resync_forever,
-            args=(context, plural, interval, visit, skip),
-            name=f"resync-{plural}",
-            daemon=True,
-        ).start()
-    log.info("ctrain operator started (%s)", context.config)
+    operator_config = OperatorConfig.from_env()
+    runtime = build_runtime(Kube(_load_client()), operator_config)
+    runtime.start()
+    memo[RUNTIME] = runtime
+    log.info("ctrain operator started (%s)", operator_config)
 
 
 @kopf.on.cleanup()
-def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    memo["ctx"].stopping.set()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo[RUNTIME].stop()
 
 
-def _safely(what: str, func: Any, *args: Any) -> None:
-    """One object's failure is logged and retried on the next event or resync; never fatal."""
-    kind = what.split(" ", 1)[0]
-    metrics.RECONCILIATIONS.labels(kind).inc()
-    with metrics.RECONCILE_SECONDS.labels(kind).time():
-        try:
-            func(*args)
-        except Exception:
-            metrics.RECONCILE_ERRORS.labels(kind).inc()
-            log.exception("reconciling %s failed; it will be retried", what)
+def _observe(resource: Resource, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    runtime: Runtime = memo[RUNTIME]
+    runtime.observe(resource, event.get("type"), dict(event["object"]))
 
 
-@kopf.on.event(GROUP, VERSION, trainingjob.PLURAL)
-def trainingjob_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED":
-        return
-    ctx: Context = memo["ctx"]
-    _safely(
-        f"trainingjob {body.metadata.namespace}/{body.metadata.name}",
-        trainingjob.reconcile,
-        ctx.kube,
-        ctx.config,
-        body.metadata.namespace,
-        body.metadata.name,
-    )
+@kopf.on.event(TRAININGJOBS.group, TRAININGJOBS.version, TRAININGJOBS.plural)
+async def trainingjob_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(TRAININGJOBS, event, memo)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={TRAININGJOB_LABEL: kopf.PRESENT})
-@kopf.on.event("", "v1", "pods", labels={TRAININGJOB_LABEL: kopf.PRESENT})
-def training_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    ctx: Context = memo["ctx"]
-    owner = body.metadata.labels[TRAININGJOB_LABEL]
-    _safely(
-        f"trainingjob {body.metadata.namespace}/{owner}",
-        trainingjob.reconcile,
-        ctx.kube,
-        ctx.config,
-        body.metadata.namespace,
-        owner,
-    )
+@kopf.on.event(MODELDEPLOYMENTS.group, MODELDEPLOYMENTS.version, MODELDEPLOYMENTS.plural)
+async def modeldeployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(MODELDEPLOYMENTS, event, memo)
 
 
-def resync_forever(
-    context: Context,
-    plural: str,
-    interval: float,
-    visit: Callable[[str, str], None],
-    skip: Callable[[dict[str, Any]], bool] = lambda _body: False,
-) -> None:
-    """Level-triggered safety net: re-check every object of a kind, events or not."""
-    while not context.stopping.wait(interval):
-        try:
-            for namespace in context.config.watch_namespaces or (None,):
-                for body in context.kube.list_custom(plural, namespace):
-                    if not skip(body):
-                        visit(body["metadata"]["namespace"], body["metadata"]["name"])
-        except Exception:
-            log.exception("%s resync failed; trying again in %.0fs", plural, interval)
+@kopf.on.event(CONTINUOUSTRAININGS.group, CONTINUOUSTRAININGS.version, CONTINUOUSTRAININGS.plural)
+async def continuoustraining_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(CONTINUOUSTRAININGS, event, memo)
 
 
-def _reconciler(
-    kind: str, reconcile: Callable[..., None], context: Context
-) -> Callable[[str, str], None]:
-    def visit(namespace: str, name: str) -> None:
-        _safely(
-            f"{kind} {namespace}/{name}", reconcile, context.kube, context.config, namespace, name
-        )
-
-    return visit
+@kopf.on.event(JOBS.group, JOBS.version, JOBS.plural, labels=MANAGED_BY)
+async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(JOBS, event, memo)
 
 
-def _finished(body: dict[str, Any]) -> bool:
-    return (body.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+@kopf.on.event(PODS.group, PODS.version, PODS.plural, labels=MANAGED_BY)
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(PODS, event, memo)
 
 
-@kopf.on.event(GROUP, VERSION, modeldeployment.PLURAL)
-def modeldeployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED":
-        metrics.PHASES.record("ModelDeployment", body.metadata.uid or "", None)
-        return
-    ctx: Context = memo["ctx"]
-    _safely(
-        f"modeldeployment {body.metadata.namespace}/{body.metadata.name}",
-        modeldeployment.reconcile,
-        ctx.kube,
-        ctx.config,
-        body.metadata.namespace,
-        body.metadata.name,
-    )
+@kopf.on.event(DEPLOYMENTS.group, DEPLOYMENTS.version, DEPLOYMENTS.plural, labels=MANAGED_BY)
+async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(DEPLOYMENTS, event, memo)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-def serving_child_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    ctx: Context = memo["ctx"]
-    owner = body.metadata.labels[DEPLOYMENT_LABEL]
-    _safely(
-        f"modeldeployment {body.metadata.namespace}/{owner}",
-        modeldeployment.reconcile,
-        ctx.kube,
-        ctx.config,
-        body.metadata.namespace,
-        owner,
-    )
-
-
-# --- ContinuousTraining -----------------------------------------------------------------
-
-
-def resync_seconds() -> float:
-    return float(os.environ.get("CTRAIN_CT_RESYNC_SECONDS", "5"))
-
-
-def _route(ctx: Context, memory: continuoustraining.LoopMemory, namespace: str, name: str) -> None:
-    _safely(
-        f"continuoustraining {namespace}/{name}",
-        continuoustraining.reconcile,
-        ctx.kube,
-        ctx.config,
-        namespace,
-        name,
-        None,
-        memory,
-    )
-
-
-@kopf.on.startup()
-def continuous_startup(memo: kopf.Memo, **_: Any) -> None:
-    if "ctx" not in memo:  # `startup` builds it; kopf retries this one until then
-        raise kopf.TemporaryError("waiting for the operator context", delay=1)
-    memory = continuoustraining.LoopMemory()
-    memo[MEMORY_KEY] = memory
-    threading.Thread(
-        target=resync_forever,
-        args=(
-            memo["ctx"],
-            continuoustraining.PLURAL,
-            resync_seconds(),
-            lambda namespace, name: _route(memo["ctx"], memory, namespace, name),
-        ),
-        name="resync-ct",
-        daemon=True,
-    ).start()
-
-
-@kopf.on.event(GROUP, VERSION, continuoustraining.PLURAL)
-def continuoustraining_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memory: continuoustraining.LoopMemory = memo[MEMORY_KEY]
-    if type == "DELETED":
-        memory.forget(body.metadata.uid or "")
-        return
-    _route(memo["ctx"], memory, body.metadata.namespace or "", body.metadata.name or "")
-
-
-@kopf.on.event(GROUP, VERSION, continuoustraining.RUNS, labels={CONTINUOUS_LABEL: kopf.PRESENT})
-def run_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A run changed (or went away): its loop records the outcome at once."""
-    owner = next(
-        (
-            ref["name"]
-            for ref in body.metadata.get("ownerReferences") or []
-            if ref.get("kind") == "ContinuousTraining" and ref.get("controller")
-        ),
-        None,
-    )
-    if owner is not None:
-        _route(memo["ctx"], memo[MEMORY_KEY], body.metadata.namespace or "", owner)
+@kopf.on.event(SERVICES.group, SERVICES.version, SERVICES.plural, labels=MANAGED_BY)
+async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(SERVICES, event, memo)

@@ -16,6 +16,10 @@ def run(*, namespaces: list[str], liveness_port: int, json_logs: bool, level: in
         log_prefix=False,
     )
     logging.getLogger("ctrain").setLevel(level)
+    if level > logging.DEBUG:
+        # kopf reports every handled event ("Handler ... succeeded") at INFO: a line per
+        # watch event is noise at scale and costs the operator more than the handler.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     endpoint = f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None
     kopf.run(
         standalone=True,

@@ -53,14 +53,15 @@ def storage_settings(storage: StorageSpec | None, config: OperatorConfig) -> dic
         "secretRef": (storage and storage.secret_ref) or config.default_secret,
         "endpoint": (storage and storage.endpoint) or config.s3_endpoint,
         "region": (storage and storage.region) or config.s3_region,
+        "addressingStyle": (storage and storage.addressing_style) or config.s3_addressing_style,
     }
 
 
-def storage_env(storage: dict[str, Any], config: OperatorConfig) -> list[dict[str, Any]]:
+def storage_env(storage: dict[str, Any]) -> list[dict[str, Any]]:
     """Environment for boto3 in a pod: endpoint and region as values, keys from the Secret."""
     env: list[dict[str, Any]] = [
         {"name": "AWS_DEFAULT_REGION", "value": storage["region"]},
-        {"name": "CTRAIN_S3_ADDRESSING_STYLE", "value": config.s3_addressing_style},
+        {"name": "CTRAIN_S3_ADDRESSING_STYLE", "value": storage["addressingStyle"]},
         {"name": "CTRAIN_BUCKET", "value": storage["bucket"]},
         {"name": "CTRAIN_PREFIX", "value": storage["prefix"]},
     ]

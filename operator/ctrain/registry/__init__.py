@@ -1,10 +1,11 @@
-"""The model registry in S3: versions, artifacts, the champion alias (see `.core`).
+"""The model registry in S3: versions, artifacts, the champion and rejections (see `.core`).
 
 Public names are re-exported here; import them from `ctrain.registry`.
 """
 
-from ctrain.registry.core import ChampionChange, LoadedModel, Registry, sha256_hex
+from ctrain.registry.core import ChampionChange, JobClaim, LoadedModel, Registry, sha256_hex
 from ctrain.registry.errors import (
+    ChampionMoved,
     IntegrityError,
     InvalidReference,
     RegistryError,
@@ -19,6 +20,7 @@ from ctrain.registry.layout import (
     METADATA_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
+    REJECTED_FILE,
     Layout,
 )
 from ctrain.registry.trust import TRUSTED_TYPES
@@ -29,10 +31,13 @@ __all__ = [
     "METADATA_FILE",
     "MODEL_FILE",
     "REFERENCE_FILE",
+    "REJECTED_FILE",
     "TRUSTED_TYPES",
     "ChampionChange",
+    "ChampionMoved",
     "IntegrityError",
     "InvalidReference",
+    "JobClaim",
     "Layout",
     "LoadedModel",
     "Registry",

@@ -1,35 +1,32 @@
-"""The model registry: versioned artifacts and the champion alias in an S3 bucket.
+"""The model registry: versioned artifacts and the champion in an S3 bucket.
 
 It exists so that every role (trainer, server, operator, `ctrain models`) reads and writes
 models the same way, with the guarantees DESIGN.md promises:
 
-- Version numbers are unique and increasing even with concurrent trainers: a trainer
-  claims ``versions/<n>/.claim`` with a conditional PUT (``If-None-Match: *``), which S3,
-  MinIO and Ceph apply atomically; on 412 it tries ``n+1``. The claim carries a random
-  token that is read back, which also settles a PUT retried by botocore after a lost
-  response, and narrows the window on stores whose conditional PUT is check-then-act
-  (moto's server). metadata.json is itself written with ``If-None-Match: *``, so even
-  then two writers can never both publish one version.
-- A version is visible only once complete: model.skops and reference.json are written
-  first and metadata.json last; a failed publish deletes what it wrote.
+- Version numbers are unique and increasing even with concurrent trainers, and one
+  TrainingJob registers at most one version (`ctrain.registry.claims`).
+- A version is visible only once complete, and a writer never writes or deletes files of
+  a version it does not own (`ctrain.registry.publishing`).
 - Loading verifies the sha256 recorded in metadata.json and deserializes with skops and an
   explicit list of trusted types (`ctrain.registry.trust`), never with pickle.
-- Champion moves are recorded in ``aliases/champion.log`` (JSON lines), appended with
-  optimistic concurrency (``If-Match`` on the ETag), so rollbacks know the history.
+- The champion is the last line of ``aliases/champion.log``; every move is a
+  compare-and-set on that log, names the version it replaced and keeps the chain without
+  gaps even when writers race (`ctrain.registry.champion`). ``aliases/champion`` is a copy.
+- A version that failed in production is marked rejected (``versions/<n>/rejected.json``);
+  ``champion`` and ``latest`` never resolve to it, until it is promoted by hand.
 
-Transient S3 errors are retried by botocore (standard retry mode, see `ctrain.storage`);
-whatever still fails is raised as a `RegistryError` subclass (see `ctrain.registry.errors`).
+Conditional writes that must hold on stores that check, then act (moto's server) are read
+back after ``settle_seconds``; on AWS S3, MinIO or Ceph the pause only confirms. Transient
+S3 errors are retried by botocore (standard retry mode, see `ctrain.storage`); whatever
+still fails is raised as a `RegistryError` subclass (see `ctrain.registry.errors`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,9 +35,12 @@ from typing import Any, TypeVar
 import pydantic
 
 from ctrain.api.common import format_time
-from ctrain.api.contracts import Contract, ModelMetadata, Reference
+from ctrain.api.contracts import Contract, ModelMetadata, Reference, Rejection
 from ctrain.registry import monitoring
+from ctrain.registry.champion import ChampionChange, Champions
+from ctrain.registry.claims import Claimer, JobClaim
 from ctrain.registry.errors import (
+    ChampionMoved,
     IntegrityError,
     InvalidReference,
     VersionConflict,
@@ -48,21 +48,24 @@ from ctrain.registry.errors import (
 )
 from ctrain.registry.layout import (
     CHAMPION,
-    CLAIM_FILE,
     LATEST,
     METADATA_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
+    REJECTED_FILE,
     Layout,
     check_version,
 )
 from ctrain.registry.objects import ConditionFailed, ObjectStore
+from ctrain.registry.publishing import dump, publish
 from ctrain.registry.trust import loads_trusted
 from ctrain.storage import S3Client
 
-__all__ = ["ChampionChange", "LoadedModel", "Registry", "sha256_hex"]
+__all__ = ["ChampionChange", "JobClaim", "LoadedModel", "Registry", "sha256_hex"]
 
 log = logging.getLogger(__name__)
+
+_MOVE_ATTEMPTS = 10
 
 
 def sha256_hex(data: bytes) -> str:
@@ -72,30 +75,6 @@ def sha256_hex(data: bytes) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ChampionChange:
-    """One line of ``aliases/champion.log``: the alias moved ``from_version`` → ``to_version``."""
-
-    time: str
-    from_version: str | None
-    to_version: str
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"time": self.time, "from": self.from_version, "to": self.to_version,
-                "reason": self.reason}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ChampionChange:
-        previous = data.get("from")
-        return cls(
-            time=str(data["time"]),
-            from_version=None if previous is None else str(previous),
-            to_version=str(data["to"]),
-            reason=str(data.get("reason", "")),
-        )
 
 
 @dataclass(frozen=True)
@@ -119,11 +98,24 @@ class Registry:
         *,
         clock: Callable[[], datetime] = _utcnow,
         max_claim_attempts: int = 1000,
+        settle_seconds: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = ObjectStore(s3_client, bucket)
         self.layout = Layout(bucket, prefix)
         self._clock = clock
-        self._max_claim_attempts = max_claim_attempts
+
+        def settle() -> None:
+            if settle_seconds > 0:
+                sleep(settle_seconds)
+
+        self._settle = settle
+        self._champs = Champions(
+            self._store, self.layout, self._now, self._settle, self.rejected_versions
+        )
+        self._claims = Claimer(
+            self._store, self.layout, self._now, self._settle, max_claim_attempts
+        )
 
     @property
     def bucket(self) -> str:
@@ -140,13 +132,12 @@ class Registry:
     # Reading ---------------------------------------------------------------------------
 
     def list_versions(self, model: str) -> list[str]:
-        """Visible versions (those with metadata.json), oldest first."""
-        versions = set()
-        for key in self._store.keys(self.layout.versions_root(model)):
-            parsed = self.layout.version_of(model, key)
-            if parsed is not None and parsed[1] == METADATA_FILE:
-                versions.add(parsed[0])
-        return sorted(versions, key=int)
+        """Visible versions (those with metadata.json), oldest first; rejected ones too."""
+        return sorted(self._files(model, METADATA_FILE), key=int)
+
+    def rejected_versions(self, model: str) -> set[str]:
+        """Versions marked rejected."""
+        return self._files(model, REJECTED_FILE)
 
     def metadata(self, model: str, version: str | int) -> ModelMetadata:
         """The parsed metadata.json of a visible version; VersionNotFound otherwise."""
@@ -165,31 +156,44 @@ class Registry:
             raise IntegrityError(f"{model} v{version} is published but has no reference.json")
         return _parse(Reference, data, f"reference.json of {model} v{version}")
 
+    def rejected(self, model: str, version: str | int) -> Rejection | None:
+        """Why ``version`` was rejected, or None when it is not."""
+        key = self.layout.key(model, check_version(version), REJECTED_FILE)
+        data = self._store.get_bytes(key)
+        return None if data is None else _parse(Rejection, data, f"{key}")
+
     def champion(self, model: str) -> str | None:
-        """The version the champion alias points at, or None if there is none yet."""
-        data = self._store.get_bytes(self.layout.champion_key(model))
-        if data is None:
-            return None
-        text = data.decode("utf-8", errors="replace").strip()
-        try:
-            return check_version(text)
-        except InvalidReference as exc:
-            raise IntegrityError(f"aliases/champion of {model} holds {text!r}") from exc
+        """The version the champion log ends at (rejected or not); None if there is none."""
+        return self._champs.current(self._champs.read_log(model), model)
+
+    def champion_history(self, model: str) -> list[ChampionChange]:
+        """Every champion move, oldest first."""
+        return self._champs.read_log(model).changes
+
+    def previous_champion(self, model: str) -> str | None:
+        """The latest earlier champion that is not rejected (the target of a rollback)."""
+        history = self._champs.read_log(model)
+        current = self._champs.current(history, model)
+        return self._champs.last_good(history, model, exclude=current)
 
     def resolve(self, model: str, ref: str | int) -> str:
-        """Turn ``champion``, ``latest`` or ``<n>`` into a visible version number."""
+        """Turn ``champion``, ``latest`` or ``<n>`` into a visible version number.
+
+        ``champion`` is the latest champion that is not rejected; ``latest`` the highest
+        visible version that is not rejected. A number resolves whatever its standing.
+        """
         text = str(ref).strip()
         if text == CHAMPION:
-            champion = self.champion(model)
+            champion = self._champs.last_good(self._champs.read_log(model), model, exclude=None)
             if champion is None:
-                raise VersionNotFound(f"model {model!r} has no champion")
+                raise VersionNotFound(f"model {model!r} has no champion that is not rejected")
             self._require_visible(model, champion)
             return champion
         if text == LATEST:
-            versions = self.list_versions(model)
-            if not versions:
-                raise VersionNotFound(f"model {model!r} has no versions")
-            return versions[-1]
+            good = [v for v in self.list_versions(model) if v not in self.rejected_versions(model)]
+            if not good:
+                raise VersionNotFound(f"model {model!r} has no versions that are not rejected")
+            return good[-1]
         try:
             version = check_version(text)
         except InvalidReference as exc:
@@ -207,29 +211,6 @@ class Registry:
         """Resolve ``ref`` and load that version together with its metadata."""
         return self._load(model, self.resolve(model, ref))
 
-    def champion_history(self, model: str) -> list[ChampionChange]:
-        """Every champion move, oldest first."""
-        data = self._store.get_bytes(self.layout.champion_log_key(model))
-        if data is None:
-            return []
-        changes = []
-        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                changes.append(ChampionChange.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IntegrityError(f"champion.log of {model}, line {number}: {exc}") from exc
-        return changes
-
-    def previous_champion(self, model: str) -> str | None:
-        """The version the current champion replaced (the target of a rollback)."""
-        current = self.champion(model)
-        for change in reversed(self.champion_history(model)):
-            if change.to_version == current:
-                return change.from_version
-        return None
-
     def monitoring_history(
         self, model: str, namespace: str, deployment: str
     ) -> list[dict[str, Any]]:
@@ -237,24 +218,19 @@ class Registry:
         key = monitoring.monitoring_key(self.layout, model, namespace, deployment)
         return monitoring.history(self._store, key)
 
-    # Writing ---------------------------------------------------------------------------
+    # Writing versions ------------------------------------------------------------------
 
     def reserve_version(self, model: str, *, owner: str = "") -> str:
         """Claim the next version number; unique even when trainers race for it."""
-        candidate = self._highest_number(model) + 1
-        token = uuid.uuid4().hex
-        body = json.dumps(
-            {"token": token, "owner": owner, "claimedAt": format_time(self._clock())}
-        ).encode()
-        for _ in range(self._max_claim_attempts):
-            key = self.layout.key(model, candidate, CLAIM_FILE)
-            if self._claim(key, body, token):
-                log.info("reserved version model=%s version=%d", model, candidate)
-                return str(candidate)
-            candidate += 1
-        raise VersionConflict(
-            f"could not claim a version of {model!r} in {self._max_claim_attempts} attempts"
-        )
+        return self._claims.claim_version(model, owner=owner)
+
+    def claim_for_job(self, model: str, uid: str) -> JobClaim:
+        """The one version TrainingJob ``uid`` may publish (claimed before, or now)."""
+        return self._claims.claim_for_job(model, uid)
+
+    def owner(self, model: str, version: str | int) -> str | None:
+        """Who claimed ``version`` (a TrainingJob uid)."""
+        return self._claims.owner(model, str(version))
 
     def publish(
         self,
@@ -263,85 +239,113 @@ class Registry:
         model_bytes: bytes,
         metadata: ModelMetadata,
         reference: Reference,
+        *,
+        owner: str | None = None,
     ) -> ModelMetadata:
-        """Upload a complete version; metadata.json last, so it becomes visible atomically.
+        """Upload a complete version, metadata.json last (`ctrain.registry.publishing`).
 
-        ``model``, ``version``, ``modelFile``, ``modelSha256`` (and ``createdAt`` if
-        unset) are set by the registry. Returns the metadata as written. Fields the
-        model does not declare are refused: what the registry writes is the contract.
+        ``model``, ``version``, ``modelFile``, ``modelSha256`` (and ``createdAt`` if unset)
+        are set by the registry. With ``owner``, the version's claim must be that owner's.
+        Fields the model does not declare are refused: what the registry writes is the
+        contract.
         """
-        version = check_version(version)
-        if metadata.model_extra:
-            raise ValueError(
-                f"metadata.json fields not in the contract: {sorted(metadata.model_extra)}"
-            )
-        metadata_key = self.layout.key(model, version, METADATA_FILE)
-        if self._store.get_bytes(metadata_key) is not None:
-            raise VersionConflict(f"{model} v{version} is already published")
-        final = metadata.model_copy(
-            update={
-                "model": model,
-                "version": version,
-                "model_file": MODEL_FILE,
-                "model_sha256": sha256_hex(model_bytes),
-                "created_at": metadata.created_at or format_time(self._clock()),
-            }
-        )
-        # Serialize before the first upload: a bad document must not leave objects behind.
-        metadata_body = _dump(final)
-        reference_body = _dump(reference)
+        return publish(self._claims, model, version, model_bytes, metadata, reference,
+                       owner=owner, sha256=sha256_hex, now=self._now)  # fmt: skip
 
-        written: list[str] = []
-        try:
-            for name, body in ((MODEL_FILE, model_bytes), (REFERENCE_FILE, reference_body)):
-                key = self.layout.key(model, version, name)
-                written.append(key)
-                self._store.put(key, body)
-            self._store.put(
-                metadata_key,
-                metadata_body,
-                content_type="application/json",
-                if_none_match=True,
-            )
-        except ConditionFailed as exc:
-            if self._store.get_bytes(metadata_key) == metadata_body:
-                return final  # our own PUT, retried by botocore after a lost response
-            # metadata.json belongs to the writer that won; remove only what we wrote.
-            self._store.delete_quietly(written)
-            raise VersionConflict(f"{model} v{version} was published by another writer") from exc
-        except BaseException:
-            # Also deletes metadata.json in case it was written but its response was lost.
-            self._store.delete_quietly([*written, metadata_key])
-            raise
-        log.info("published model=%s version=%s sha256=%s", model, version, final.model_sha256)
-        return final
+    # Moving the champion ---------------------------------------------------------------
 
-    def set_champion(self, model: str, version: str | int, reason: str) -> ChampionChange | None:
-        """Point the champion alias at a visible version and log the move.
+    def promote(
+        self, model: str, version: str | int, *, expected: str | None, reason: str, by: str = ""
+    ) -> ChampionChange | None:
+        """Compare-and-set: make ``version`` champion if the champion still is ``expected``.
 
-        Returns None (and logs nothing) when ``version`` already is the champion.
+        Raises `ChampionMoved` otherwise. Returns None when ``version`` already is champion.
         """
         version = check_version(version)
         self._require_visible(model, version)
-        previous = self.champion(model)
-        if previous == version:
-            return None
-        self._store.put(
-            self.layout.champion_key(model), version.encode(), content_type="text/plain"
-        )
-        change = ChampionChange(format_time(self._clock()), previous, version, reason)
-        self._append_log(model, change)
-        log.info("champion model=%s from=%s to=%s", model, previous, version)
+        return self._champs.move(model, expected, version, reason=reason, by=by, action="promote")
+
+    def demote(self, model: str, version: str | int, *, reason: str, by: str) -> ChampionChange:
+        """Compare-and-set: move the champion from ``version`` back to the latest earlier
+        champion that is not rejected. Raises `ChampionMoved` if ``version`` is not the
+        champion, VersionNotFound if there is nothing to go back to."""
+        version = check_version(version)
+        history = self._champs.read_log(model)
+        current = self._champs.current(history, model)
+        if current != version:
+            raise ChampionMoved(version, current)
+        target = self._champs.last_good(history, model, exclude=version)
+        if target is None:
+            raise VersionNotFound(f"model {model!r} has no earlier champion that is not rejected")
+        change = self._champs.move(model, version, target, reason=reason, by=by, action="demote")
+        assert change is not None  # target != version
         return change
 
-    def rollback(self, model: str, reason: str, *, to: str | int | None = None) -> ChampionChange:
-        """Make ``to`` (default: the champion the current one replaced) the champion again."""
+    def reject(self, model: str, version: str | int, *, reason: str, by: str) -> Rejection:
+        """Mark ``version`` rejected (idempotent: a second call keeps the first reason)."""
+        version = check_version(version)
+        self._require_visible(model, version)
+        mark = Rejection(reason=reason, by=by, time=self._now())
+        key = self.layout.key(model, version, REJECTED_FILE)
+        try:
+            self._store.put(key, dump(mark), content_type="application/json", if_none_match=True)
+        except ConditionFailed:
+            existing = self.rejected(model, version)
+            if existing is not None:
+                return existing
+        log.info("rejected model=%s version=%s by=%s reason=%s", model, version, by, reason)
+        return mark
+
+    def set_champion(
+        self, model: str, version: str | int, reason: str, *, by: str = ""
+    ) -> ChampionChange | None:
+        """Make ``version`` the champion, whatever it is now (by hand: `ctrain models`).
+
+        A rejected version is un-rejected: the log line says so (``unrejected``) and the
+        mark is removed. Returns None when it already is the champion and not rejected.
+        """
+        version = check_version(version)
+        self._require_visible(model, version)
+        for _ in range(_MOVE_ATTEMPTS):
+            rejection = self.rejected(model, version)
+            current = self.champion(model)
+            if current == version and rejection is None:
+                return None
+            text = reason
+            if rejection is not None:
+                text = f"{reason} (un-rejected; it was rejected: {rejection.reason})"
+            action = "unreject" if current == version else "promote"
+            try:
+                change = self._champs.move(
+                    model,
+                    current,
+                    version,
+                    reason=text,
+                    by=by,
+                    action=action,
+                    unrejected=rejection is not None,
+                    allow_same=True,
+                )
+            except ChampionMoved:
+                continue
+            if rejection is not None:
+                self._store.delete_quietly([self.layout.key(model, version, REJECTED_FILE)])
+            return change
+        raise VersionConflict(f"could not move the champion of {model!r}: too many writers")
+
+    def rollback(
+        self, model: str, reason: str, *, to: str | int | None = None, by: str = ""
+    ) -> ChampionChange:
+        """Make ``to`` (default: the previous champion that is not rejected) the champion."""
         target = self.previous_champion(model) if to is None else check_version(to)
         if target is None:
             raise VersionNotFound(f"model {model!r} has no previous champion to roll back to")
-        change = self.set_champion(model, target, reason)
-        if change is None:
+        self._require_visible(model, target)
+        current = self.champion(model)
+        if current == target:
             raise VersionConflict(f"v{target} of {model!r} already is the champion")
+        change = self._champs.move(model, current, target, reason=reason, by=by, action="rollback")
+        assert change is not None
         return change
 
     def append_monitoring(
@@ -360,6 +364,17 @@ class Registry:
         )
 
     # Internals -------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return format_time(self._clock())
+
+    def _files(self, model: str, name: str) -> set[str]:
+        versions = set()
+        for key in self._store.keys(self.layout.versions_root(model)):
+            parsed = self.layout.version_of(model, key)
+            if parsed is not None and parsed[1] == name:
+                versions.add(parsed[0])
+        return versions
 
     def _load(self, model: str, version: str) -> LoadedModel:
         metadata = self.metadata(model, version)
@@ -381,44 +396,6 @@ class Registry:
         if not self._store.exists(self.layout.key(model, version, METADATA_FILE)):
             raise VersionNotFound(f"model {model!r} has no version {version}")
 
-    def _highest_number(self, model: str) -> int:
-        highest = 0
-        for key in self._store.keys(self.layout.versions_root(model)):
-            parsed = self.layout.version_of(model, key)
-            if parsed is not None:
-                highest = max(highest, int(parsed[0]))
-        return highest
-
-    def _claim(self, key: str, body: bytes, token: str) -> bool:
-        # On ConditionFailed someone holds it, unless it was our own PUT that botocore
-        # retried after a lost response: the token read back below decides either way.
-        with contextlib.suppress(ConditionFailed):
-            self._store.put(key, body, content_type="application/json", if_none_match=True)
-        current = self._store.get_bytes(key)
-        if current is None:
-            return False
-        try:
-            return bool(json.loads(current).get("token") == token)
-        except (ValueError, AttributeError):
-            return False
-
-    def _append_log(self, model: str, change: ChampionChange) -> None:
-        # S3 has no append: read-modify-write guarded by the ETag, retried on a lost race.
-        key = self.layout.champion_log_key(model)
-        line = (json.dumps(change.to_json(), sort_keys=True) + "\n").encode()
-        for attempt in range(10):
-            current = self._store.get(key)
-            try:
-                if current is None:
-                    self._store.put(key, line, content_type="text/plain", if_none_match=True)
-                else:
-                    body, etag = current
-                    self._store.put(key, body + line, content_type="text/plain", if_match=etag)
-                return
-            except ConditionFailed:
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        raise VersionConflict(f"could not append to {key}: too many concurrent writers")
-
 
 _C = TypeVar("_C", bound=Contract)
 
@@ -434,7 +411,3 @@ def _parse(contract: type[_C], data: bytes, what: str) -> _C:
         return contract.parse(parsed)
     except pydantic.ValidationError as exc:
         raise IntegrityError(f"{what} does not hold to its contract: {exc}") from exc
-
-
-def _dump(document: Contract) -> bytes:
-    return json.dumps(document.to_wire(), indent=2, sort_keys=True).encode()

@@ -6,6 +6,7 @@
     ├── InvalidReference          a model name or version reference of the wrong shape
     ├── VersionNotFound           no visible version (or no champion) for a reference
     ├── VersionConflict           a version number or alias could not be claimed/updated
+    │   └── ChampionMoved         the champion is no longer the version a move expected
     ├── IntegrityError            stored bytes do not match their metadata (sha256, JSON)
     ├── UntrustedModel            model.skops holds types outside ctrain's trust list
     └── StorageUnavailable        S3 failed after botocore's retries (network, auth, bucket)
@@ -19,6 +20,7 @@ other error marks the champion "not comparable". The server treats all of them a
 from __future__ import annotations
 
 __all__ = [
+    "ChampionMoved",
     "IntegrityError",
     "InvalidReference",
     "RegistryError",
@@ -43,6 +45,18 @@ class VersionNotFound(RegistryError, LookupError):
 
 class VersionConflict(RegistryError):
     """Another writer won a race the registry could not resolve by retrying."""
+
+
+class ChampionMoved(VersionConflict):
+    """A compare-and-set of the champion lost: it is ``current``, not ``expected``."""
+
+    def __init__(self, expected: str | None, current: str | None) -> None:
+        def shown(version: str | None) -> str:
+            return "none" if version is None else f"v{version}"
+
+        super().__init__(f"the champion is {shown(current)}, not {shown(expected)} as expected")
+        self.expected = expected
+        self.current = current
 
 
 class IntegrityError(RegistryError):

@@ -19,6 +19,7 @@ __all__ = [
     "METADATA_FILE",
     "MODEL_FILE",
     "REFERENCE_FILE",
+    "REJECTED_FILE",
     "Layout",
     "check_model_name",
     "check_version",
@@ -28,6 +29,7 @@ MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
 CLAIM_FILE = ".claim"
+REJECTED_FILE = "rejected.json"
 CHAMPION = "champion"
 LATEST = "latest"
 

@@ -8,22 +8,19 @@ it is numeric (not bool) and has a non-integral value, or more than
 A classifier needs a discrete target and a regressor a numeric one; a mismatch fails
 data validation instead of producing a meaningless model.
 
-The split is seeded. Classification splits are stratified by the target whenever
-possible (every class has two rows and both sides can hold every class); otherwise a
-plain shuffled split is used and the result says so.
+The split of the rows into training and holdout is `ctrain.trainer.split` (by content
+hash, so a row keeps its side as the data grows).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
-from sklearn.model_selection import train_test_split
 
 from ctrain.api import Gate, Metric, Reason, Task
 from ctrain.trainer.errors import TrainerError
@@ -31,11 +28,9 @@ from ctrain.trainer.errors import TrainerError
 __all__ = [
     "MAX_CLASSES_FOR_INTEGERS",
     "PROBA_METRICS",
-    "Holdout",
     "compute_metrics",
     "evaluate_gates",
     "score_predictions",
-    "split_holdout",
     "target_kind",
     "target_values",
 ]
@@ -61,38 +56,6 @@ def target_values(target: pd.Series, task: Task) -> np.ndarray:
     if task == Task.REGRESSION:
         return np.asarray(target, dtype=np.float64)
     return np.asarray(target.to_numpy())
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """The rows to fit on and the rows every model (candidate and champion) is scored on."""
-
-    train: pd.DataFrame
-    test: pd.DataFrame
-    stratified: bool
-
-
-def split_holdout(
-    frame: pd.DataFrame, *, target: str, task: Task, test_size: float, seed: int
-) -> Holdout:
-    """Seeded train/test split, stratified for classification when possible."""
-    rows = len(frame)
-    n_test = math.ceil(rows * test_size)
-    if rows < 2 or n_test >= rows:
-        raise TrainerError(
-            Reason.DATA_VALIDATION_FAILED,
-            f"dataset: {rows} rows, too few for a holdout of testSize {test_size}",
-        )
-    stratify = None
-    if task == Task.CLASSIFICATION:
-        counts = frame[target].value_counts()
-        classes = len(counts)
-        if counts.min() >= 2 and n_test >= classes and rows - n_test >= classes:
-            stratify = frame[target]
-    train, test = train_test_split(
-        frame, test_size=test_size, random_state=seed, shuffle=True, stratify=stratify
-    )
-    return Holdout(train=train, test=test, stratified=stratify is not None)
 
 
 def compute_metrics(

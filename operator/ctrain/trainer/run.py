@@ -1,55 +1,60 @@
 """One training run, end to end: the body of `ctrain train`.
 
-parse spec → build estimator → load data → validate → split → fit → evaluate (gates,
-champion on the same holdout) → reserve a version → publish → promote if blessed.
+parse spec → build estimator → claim this TrainingJob's version (or report the one an
+earlier attempt published) → load data → validate → split by content hash → fit →
+evaluate (gates, the champion on holdout rows it never saw) → publish → promote with a
+compare-and-set if blessed (`ctrain.trainer.register`).
 
 The order puts the cheap checks of the spec (estimator, parameters, metrics) before
 reading any data. `run` never raises: every outcome is a termination payload and an
-exit code (0 success, 1 failure), failures carrying a reason from docs/contracts.md.
+exit code (0 success; failures by class, `ctrain.trainer.errors`), failures carrying a
+reason from docs/contracts.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import skops.io
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain import __version__
-from ctrain.api import Metric, Reason, StorageSpec, Task, TrainingJobSpec
+from ctrain.api import EvaluationSpec, Metric, Reason, StorageSpec, Task, TrainingJobSpec
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time, storage_location
 from ctrain.api.contracts import (
     DatasetRecord,
     EstimatorRecord,
     ModelMetadata,
-    Reference,
-    SplitRecord,
     TrainingFailed,
     TrainingSucceeded,
 )
 from ctrain.api.status import GateResult
-from ctrain.registry import Registry, RegistryError
+from ctrain.registry import Registry, RegistryError, VersionNotFound
 from ctrain.storage import S3Client
-from ctrain.trainer.compare import judge, score_champion
-from ctrain.trainer.data import load_dataset
-from ctrain.trainer.errors import TrainerError
-from ctrain.trainer.estimators import build_estimator, build_pipeline
-from ctrain.trainer.evaluate import (
-    PROBA_METRICS,
-    compute_metrics,
-    evaluate_gates,
-    split_holdout,
-    target_values,
+from ctrain.trainer.compare import (
+    Challenger,
+    Judged,
+    Verdict,
+    compare_with_champion,
+    judge,
+    no_champion,
 )
+from ctrain.trainer.data import load_dataset
+from ctrain.trainer.errors import EXIT_RETRYABLE, TrainerError
+from ctrain.trainer.estimators import build_estimator, build_pipeline
+from ctrain.trainer.evaluate import PROBA_METRICS, compute_metrics, evaluate_gates, target_values
 from ctrain.trainer.features import feature_kinds, to_matrix
 from ctrain.trainer.reference import compute_reference
+from ctrain.trainer.register import already_registered, promote
+from ctrain.trainer.split import split_holdout
 from ctrain.trainer.termination import failure
 from ctrain.trainer.validation import validate
 
@@ -94,10 +99,11 @@ def run(
         return 0, train(spec, ctx)
     except TrainerError as exc:
         log.error("failed reason=%s message=%s", exc.reason.value, exc.message)
-        return 1, failure(exc.reason, exc.message)
-    except Exception as exc:  # classified: anything unforeseen is a failed training run
+        return exc.exit_code, failure(exc.reason, exc.message)
+    except Exception as exc:  # classified: anything unforeseen is a failed run, retried
         log.exception("failed reason=TrainingFailed (unexpected error)")
-        return 1, failure(Reason.TRAINING_FAILED, f"unexpected {type(exc).__name__}: {exc}")
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        return EXIT_RETRYABLE, failure(Reason.TRAINING_FAILED, message)
 
 
 def parse_spec(raw_spec: str | Mapping[str, Any]) -> TrainingJobSpec:
@@ -131,6 +137,18 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
         s3 = ctx.client_factory(spec.storage)
     except ValueError as exc:
         raise TrainerError(Reason.STORAGE_ERROR, f"S3 client settings: {exc}") from exc
+    registry = Registry(s3, *ctx.registry_location(spec.storage), clock=ctx.clock)
+    job, uid = ctx.training_job, ctx.training_job.get("uid", "")
+    who = "ctrain train"
+    if job.get("name"):
+        who = f"TrainingJob {job.get('namespace')}/{job.get('name')}"
+    claimed = None
+    if uid:  # one version per TrainingJob: an earlier attempt's version is reused
+        claimed = _registry_call(lambda: registry.claim_for_job(spec.model, uid))
+        if claimed.reused:
+            earlier = already_registered(registry, spec, claimed.version, uid, who)
+            if earlier is not None:
+                return earlier
 
     dataset = load_dataset(spec.dataset, s3)
     frame, target = dataset.frame, spec.dataset.target_column
@@ -142,50 +160,38 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
 
     kinds = feature_kinds(frame, features, spec.dataset.expectations)
     holdout = split_holdout(
-        frame, target=target, task=spec.task, test_size=evaluation.test_size, seed=evaluation.seed
+        frame, columns=[*features, target], test_size=evaluation.test_size, seed=evaluation.seed
     )
     pipeline = build_pipeline(estimator, kinds)
     _fit(pipeline, to_matrix(holdout.train, kinds), target_values(holdout.train[target], spec.task))
     log.info(
-        "fitted estimator=%s train_rows=%d test_rows=%d stratified=%s",
+        "fitted estimator=%s train_rows=%d test_rows=%d split=%s",
         spec.estimator.type,
         len(holdout.train),
         len(holdout.test),
-        holdout.stratified,
+        holdout.split,
     )
 
     y_test = target_values(holdout.test[target], spec.task)
     scores = compute_metrics(pipeline, to_matrix(holdout.test, kinds), y_test, metrics)
     gates = evaluate_gates(scores, evaluation.gates)
     classes = _classes(pipeline, spec.task)
+    challenger = Challenger(pipeline, kinds, holdout.test, target, spec.task, metrics, key)
 
-    s3_registry = Registry(s3, *ctx.registry_location(spec.storage), clock=ctx.clock)
-    baseline = None
-    if evaluation.baseline == "champion":
-        baseline = score_champion(
-            s3_registry,
-            spec.model,
-            holdout.test,
-            target=target,
-            task=spec.task,
-            metrics=metrics,
-            key_metric=key,
-            classes=classes,
-        )
-    verdict = judge(
-        scores,
-        gates,
-        baseline,
-        key_metric=key,
-        min_improvement=evaluation.min_improvement,
-        promote=spec.promote,
-    )
+    def compare() -> tuple[str | None, Judged | None]:
+        if evaluation.baseline == "none":  # no comparison; promotion replaces any champion
+            return _registry_call(lambda: registry.champion(spec.model)), None
+        return _compare(registry, spec.model, challenger, evaluation)
+
+    def rejudge(judged: Judged | None) -> Verdict:
+        return judge(scores, gates, judged, key_metric=key, evaluation=evaluation,
+                     promote=spec.promote)  # fmt: skip
+
+    expected, judged = compare()
+    verdict = rejudge(judged)
     log.info("evaluated metrics=%s decision=%r", json.dumps(scores), verdict.decision)
 
-    model_bytes = skops.io.dumps(pipeline)
-    reference = compute_reference(holdout.train, kinds)
     gate_results = [GateResult.parse(gate) for gate in gates]
-    baseline_result = None if baseline is None else baseline.to_result()
     metadata = ModelMetadata(
         created_at=format_time(ctx.clock()),
         task=spec.task.value,
@@ -197,75 +203,90 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
         primary_metric=key.value,
         metrics=scores,
         gates=gate_results,
-        baseline=baseline_result,
+        baseline=None if judged is None else judged.baseline(),
+        comparison=None if judged is None else judged.comparison,
         blessed=verdict.blessed,
-        decision=verdict.decision,
+        decision=verdict.before_promotion,
         dataset=DatasetRecord(uri=dataset.uri, fingerprint=dataset.fingerprint, rows=dataset.rows),
-        split=SplitRecord(
-            test_size=evaluation.test_size,
-            seed=evaluation.seed,
-            stratified=holdout.stratified,
-            train_rows=len(holdout.train),
-            test_rows=len(holdout.test),
-        ),
+        split=holdout.record,
         package_version=__version__,
-        training_job=dict(ctx.training_job),
+        training_job=dict(job),
     )
-    version, promoted, decision = _register(
-        s3_registry, spec, verdict.promote, verdict.decision, model_bytes, metadata, reference, ctx
+    owner = uid or f"{who} {uuid.uuid4().hex}"
+    version = claimed.version if claimed else ""
+
+    def publish() -> None:
+        nonlocal version
+        version = version or registry.reserve_version(spec.model, owner=owner)
+        registry.publish(
+            spec.model,
+            version,
+            skops.io.dumps(pipeline),
+            metadata,
+            compute_reference(holdout.train, kinds),
+            owner=owner,
+        )
+
+    _registry_call(publish, lambda: f" (version {version})" if version else "")
+    log.info("published version=%s uri=%s", version, registry.artifact_uri(spec.model, version))
+    outcome = promote(
+        registry,
+        spec.model,
+        version,
+        expected=expected,
+        verdict=verdict,
+        judged=judged,
+        by=who,
+        recompare=compare,
+        rejudge=rejudge,
     )
+    final = outcome.judged
     return TrainingSucceeded(
         model=spec.model,
         version=version,
-        artifact_uri=s3_registry.artifact_uri(spec.model, version),
+        artifact_uri=registry.artifact_uri(spec.model, version),
         task=spec.task.value,
         metrics=scores,
         key_metric=f"{key.value}={scores[key.value]:.4f}",
-        baseline=baseline_result,
-        blessed=verdict.blessed,
-        promoted=promoted,
+        baseline=None if final is None else final.baseline(),
+        blessed=outcome.verdict.blessed,
+        promoted=outcome.promoted,
         gates=gate_results,
-        decision=decision,
+        decision=outcome.decision,
+        comparison=None if final is None else final.comparison,
+        blessed_reason=outcome.verdict.reason.value,
+        promotion_reason=outcome.reason.value,
         data_fingerprint=dataset.fingerprint,
         rows=dataset.rows,
     )
 
 
-def _register(
-    registry: Registry,
-    spec: TrainingJobSpec,
-    promote: bool,
-    decision: str,
-    model_bytes: bytes,
-    metadata: ModelMetadata,
-    reference: Reference,
-    ctx: TrainerContext,
-) -> tuple[str, bool, str]:
-    """Reserve, publish, and promote if asked; returns (version, promoted, decision)."""
-    job = ctx.training_job
-    who = f"TrainingJob {job.get('namespace', '')}/{job.get('name', '')}".rstrip("/")
-    version = ""
+def _compare(
+    registry: Registry, model: str, challenger: Challenger, evaluation: EvaluationSpec
+) -> tuple[str | None, Judged]:
+    """(the champion to expect when promoting, the comparison with the one not rejected)."""
+
+    def read() -> tuple[str | None, str | None]:
+        current = registry.champion(model)  # read first: a move after it fails the CAS
+        try:
+            return current, registry.resolve(model, "champion")
+        except VersionNotFound:
+            return current, None
+
+    current, effective = _registry_call(read)
+    if effective is None:
+        return current, no_champion()
+    return current, compare_with_champion(registry, model, effective, challenger, evaluation)
+
+
+_T = TypeVar("_T")
+
+
+def _registry_call(call: Callable[[], _T], where: Callable[[], str] = lambda: "") -> _T:
     try:
-        version = registry.reserve_version(spec.model, owner=job.get("uid", "") or who)
-        registry.publish(spec.model, version, model_bytes, metadata, reference)
-        log.info("published version=%s uri=%s", version, registry.artifact_uri(spec.model, version))
-        if not promote:
-            return version, False, decision
-        # Another run may have promoted since the comparison; never overwrite it blindly.
-        compared_with = None if metadata.baseline is None else metadata.baseline.version
-        current = registry.champion(spec.model)
-        if current != compared_with and spec.evaluation.baseline == "champion":
-            return (
-                version,
-                False,
-                f"not promoted: the champion changed to v{current} during the run",
-            )
-        registry.set_champion(spec.model, version, reason=f"{decision} ({who})")
-        log.info("promoted version=%s", version)
-        return version, True, decision
+        return call()
     except RegistryError as exc:
-        where = f" (version {version})" if version else ""
-        raise TrainerError(Reason.STORAGE_ERROR, f"model registry{where}: {exc}") from exc
+        raise TrainerError(Reason.STORAGE_ERROR, f"model registry{where()}: {exc}") from exc
 
 
 def _check_metrics_supported(estimator: Any, metrics: list[Metric], name: str) -> None:
@@ -286,6 +307,8 @@ def _fit(pipeline: Any, matrix: Any, y: Any) -> None:
             pipeline.fit(matrix, y)
         except InvalidParameterError as exc:  # a parameter checked only against the data
             raise TrainerError(Reason.INVALID_PARAMS, f"fit rejected a parameter: {exc}") from exc
+        except MemoryError:
+            raise  # maybe not this data's fault: an unforeseen error, retried
         except Exception as exc:  # classified: the estimator rejected the data
             raise TrainerError(
                 Reason.TRAINING_FAILED, f"fit failed: {type(exc).__name__}: {exc}"

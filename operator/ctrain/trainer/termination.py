@@ -2,7 +2,8 @@
 
 The kubelet keeps at most 4096 bytes of ``/dev/termination-log``; a longer message would
 be cut mid-JSON and the operator could not parse it. `encode` therefore shortens the
-free-text fields (and, as a last resort, drops per-gate detail) until the JSON fits.
+free-text fields (the comparison's sentence, which the decision repeats, then the message
+and the decision, then per-gate detail) until the JSON fits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def encode(payload: Mapping[str, Any], limit: int = MAX_BYTES) -> bytes:
     if len(data) <= limit:
         return data
     shortened = dict(payload)
+    comparison = shortened.get("comparison")
+    if isinstance(comparison, dict) and "reason" in comparison:
+        # The decision says the same in words; the numbers are what status needs.
+        shortened["comparison"] = {k: v for k, v in comparison.items() if k != "reason"}
     for key in ("message", "decision"):
         text = shortened.get(key)
         if isinstance(text, str):

@@ -11,7 +11,13 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ctrain.api import ConditionType, ContinuousTrainingPhase, Reason, TrainingJobPhase
+from ctrain.api import (
+    ConditionType,
+    ContinuousTrainingPhase,
+    ContinuousTrainingStatus,
+    Reason,
+    TrainingJobPhase,
+)
 from ctrain.controller.conditions import get_condition, set_condition
 from ctrain.controller.names import child_name, label_value
 from ctrain.controller.podspec import MANAGED_BY, owner_reference
@@ -162,15 +168,15 @@ class Tracking:
     others: tuple[str, ...] = ()  # unfinished runs that are not the active one
 
 
-def track(status: Mapping[str, Any], runs: list[Run]) -> Tracking:
+def track(status: ContinuousTrainingStatus, runs: list[Run]) -> Tracking:
     by_name = {run.name: run for run in runs}
-    active = status.get("activeRun")
+    active = status.active_run
     finished = vanished = None
     create_pending = False
     if active:
         run = by_name.get(active)
-        running = get_condition(status.get("conditions"), ConditionType.RUNNING) or {}
-        if run is None and running.get("reason") == Reason.TRIGGERED:
+        running = get_condition(status.conditions, ConditionType.RUNNING)
+        if run is None and running is not None and running.reason == Reason.TRIGGERED:
             create_pending = True
         elif run is None:
             active, vanished = None, active
@@ -210,18 +216,18 @@ def outcome(run: Run) -> str:
     return f"{text}; {status['decision']}" if status.get("decision") else text
 
 
-def last_outcome(status: Mapping[str, Any], runs: list[Run]) -> str | None:
+def last_outcome(status: ContinuousTrainingStatus, runs: list[Run]) -> str | None:
     """The outcome of `status.lastRun`, from its TrainingJob or, once pruned, the old message."""
-    last = status.get("lastRun")
+    last = status.last_run
     if not last:
         return None
     run = next((r for r in runs if r.name == last and r.finished), None)
     if run is not None:
         return outcome(run)
-    message = status.get("message") or ""
+    message = status.message or ""
     if message.startswith(f"run {last} "):
-        return str(message)
-    return f"run {last} {str(status.get('lastRunPhase') or 'finished').lower()}"
+        return message
+    return f"run {last} {str(status.last_run_phase or 'finished').lower()}"
 
 
 def runs_to_prune(runs: list[Run], successful_limit: int, failed_limit: int) -> list[str]:
@@ -249,19 +255,19 @@ class Problem:
 
 
 def summarize(
-    status: dict[str, Any],
+    status: ContinuousTrainingStatus,
     *,
     generation: int,
     suspended: bool,
     problem: Problem | None,
     creating: bool,
     outcome_text: str | None,
-    at: str,
-) -> dict[str, Any]:
+    at: datetime,
+) -> ContinuousTrainingStatus:
     """Phase, conditions (Ready, Running) and message from the rest of the status."""
-    active = status.get("activeRun")
-    last, last_phase = status.get("lastRun"), status.get("lastRunPhase")
-    triggered = (status.get("lastTriggered") or {}).get("reason")
+    active = status.active_run
+    last, last_phase = status.last_run, status.last_run_phase
+    triggered = status.last_triggered.reason if status.last_triggered else None
     started = f"run {active} started ({triggered})" if triggered else f"run {active} is active"
     ready: tuple[bool, str, str]
     if problem is not None:
@@ -283,24 +289,21 @@ def summarize(
         running = (True, Reason.TRIGGERED if creating else Reason.RUN_ACTIVE, started)
     else:
         running = (False, Reason.SUSPENDED if suspended else Reason.IDLE, "no run active")
-    conditions = list(status.get("conditions") or [])
+    result = status.model_copy(deep=True)
     for kind, (value, reason, message) in (
         (ConditionType.READY, ready),
         (ConditionType.RUNNING, running),
     ):
-        conditions = set_condition(conditions, kind, value, reason, message, generation, at)
+        result.conditions = set_condition(
+            result.conditions, kind, value, reason, message, generation, at
+        )
     if suspended:
-        phase = ContinuousTrainingPhase.SUSPENDED
+        result.phase = ContinuousTrainingPhase.SUSPENDED
     else:
-        phase = ContinuousTrainingPhase.RUNNING if active else ContinuousTrainingPhase.IDLE
+        result.phase = ContinuousTrainingPhase.RUNNING if active else ContinuousTrainingPhase.IDLE
+    result.observed_generation = generation
     if problem is not None:
-        message = problem.message
+        result.message = problem.message
     else:
-        message = outcome_text or (f"{started}; no run finished yet" if active else ready[2])
-    return {
-        **status,
-        "phase": phase.value,
-        "observedGeneration": generation,
-        "conditions": conditions,
-        "message": message,
-    }
+        result.message = outcome_text or (f"{started}; no run finished yet" if active else ready[2])
+    return result

@@ -8,8 +8,9 @@ reconcile repeated after a crash or a restart decides the same thing:
   since the object was created). Slots missed while the operator was down collapse into
   one catch-up run, as a CronJob without `startingDeadlineSeconds` does;
 - new data: the dataset's fingerprint (ETag, or the objects under an `s3://.../` prefix)
-  differs from `status.dataVersion`, checked every `pollIntervalSeconds`. The first
-  fingerprint ever seen counts as new: the loop has not trained on that data yet;
+  differs from `status.dataVersion`; the storage watch reads it every
+  `pollIntervalSeconds`. The first fingerprint ever seen counts as new: the loop has not
+  trained on that data yet;
 - drift: the ModelDeployment reports `status.drift.detected`, and `cooldownSeconds` have
   passed since `status.lastDriftTriggerTime`, so one drift episode starts one run.
 
@@ -20,9 +21,7 @@ missed schedules, pending triggers act once the loop is resumed.
 """
 
 import dataclasses
-import hashlib
 import zoneinfo
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -40,15 +39,12 @@ __all__ = [
     "Decision",
     "Fired",
     "InvalidTrigger",
-    "ObjectIdentity",
     "Observations",
     "decide",
     "drift_fired",
-    "fingerprint",
     "latest_slot",
     "manual_fired",
     "next_slot",
-    "poll_due",
 ]
 
 
@@ -100,57 +96,6 @@ class Decision:
     updates: dict[str, Any] = dataclasses.field(default_factory=dict)  # camelCase wire values
 
 
-@dataclasses.dataclass(frozen=True)
-class ObjectIdentity:
-    """What S3 says about one object, enough to tell whether its content changed."""
-
-    key: str
-    etag: str | None = None
-    version_id: str | None = None
-    size: int | None = None
-    last_modified: str | None = None
-
-    @classmethod
-    def from_head(cls, key: str, head: Mapping[str, Any]) -> "ObjectIdentity":
-        """From an S3 HeadObject response."""
-        return cls(
-            key,
-            head.get("ETag"),
-            head.get("VersionId"),
-            head.get("ContentLength"),
-            str(head.get("LastModified") or "") or None,
-        )
-
-    @classmethod
-    def from_listing(cls, item: Mapping[str, Any]) -> "ObjectIdentity":
-        """From one entry of an S3 ListObjectsV2 response."""
-        last_modified = str(item.get("LastModified") or "") or None
-        return cls(item["Key"], item.get("ETag"), None, item.get("Size"), last_modified)
-
-    def token(self) -> str:
-        """The content identity: the ETag when there is one (a re-upload of the same bytes
-        keeps it), else the version id, else size and modification time."""
-        if self.etag:
-            return "etag:" + self.etag.strip('"')
-        if self.version_id and self.version_id != "null":
-            return "version:" + self.version_id
-        return f"size:{self.size}@{self.last_modified}"
-
-
-def fingerprint(objects: Sequence[ObjectIdentity], *, prefix: bool = False) -> str | None:
-    """One string for the dataset: the object's token, or a sha256 over a prefix's objects.
-
-    The objects under a prefix are sorted by key, so listing order never matters; None when
-    there is nothing to fingerprint.
-    """
-    if not objects:
-        return None
-    if not prefix and len(objects) == 1:
-        return objects[0].token()
-    lines = "\n".join(f"{o.key}\t{o.token()}" for o in sorted(objects, key=lambda o: o.key))
-    return f"sha256:{hashlib.sha256(lines.encode()).hexdigest()}"
-
-
 def _zone(time_zone: str | None) -> zoneinfo.ZoneInfo:
     try:
         return zoneinfo.ZoneInfo(time_zone or "UTC")
@@ -194,11 +139,6 @@ def latest_slot(
 def manual_fired(annotation: str | None, observed: str | None) -> bool:
     """A new value of `ctrain.dev/trigger` (removing the annotation starts nothing)."""
     return bool(annotation) and annotation != observed
-
-
-def poll_due(last_poll: datetime | None, interval_seconds: int, now: datetime) -> bool:
-    """Whether the dataset should be checked again."""
-    return last_poll is None or now - last_poll >= timedelta(seconds=interval_seconds)
 
 
 def drift_fired(

@@ -117,7 +117,7 @@ def build_deployment(
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "HOME", "value": SCRATCH_DIR},
             {"name": "TMPDIR", "value": SCRATCH_DIR},
-            *storage_env(storage, config),
+            *storage_env(storage),
         ],
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,

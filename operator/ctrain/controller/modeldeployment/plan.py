@@ -12,17 +12,36 @@ reconciler applies the result; running it again on the same observations changes
         promoteAfterSeconds passed ───► stable rolls to new, canary removed when done
     rollout past its progress deadline ► back to previousVersion, Degraded
 A rolled-back version is not retried until the requested version changes.
+
+`Plan.recheck` says when the state machine needs to look again without any event: while
+a canary is being judged (its error rate, its promotion time, its deadline).
 """
 
 import dataclasses
 import datetime
-from typing import Any
+from collections.abc import Callable
 
-from ctrain.api import ConditionType, ModelDeploymentPhase, ModelDeploymentSpec, Reason
-from ctrain.api.common import format_time
+from ctrain.api import (
+    ConditionType,
+    ModelDeploymentPhase,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Reason,
+)
 from ctrain.controller.conditions import set_condition
 
-__all__ = ["Observed", "Plan", "Track", "canary_replicas", "effective_weight", "plan"]
+__all__ = [
+    "CANARY_CHECK_SECONDS",
+    "Observed",
+    "Plan",
+    "Track",
+    "canary_replicas",
+    "effective_weight",
+    "plan",
+]
+
+CANARY_CHECK_SECONDS = 5.0  # how often a canary's error rate is read while it is judged
+EventSink = Callable[..., None]
 
 
 def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
@@ -74,31 +93,38 @@ class Observed:
 
 @dataclasses.dataclass
 class Plan:
+    status: ModelDeploymentStatus
     stable: tuple[str, int] | None = None  # (version, replicas) the stable Deployment should have
     canary: tuple[str, int] | None = None  # None: no canary Deployment
-    status: dict[str, Any] = dataclasses.field(default_factory=dict)
     events: list[tuple[str, str, bool]] = dataclasses.field(
         default_factory=list
     )  # reason, msg, warn
+    recheck: float | None = None  # seconds until the plan needs another look, events or not
 
 
-def _elapsed(since: str | None, now: datetime.datetime) -> float:
-    if not since:
-        return 0.0
-    start = datetime.datetime.fromisoformat(since)  # written by format_time: aware, UTC
-    return (now - start).total_seconds()
+def _stamp(now: datetime.datetime) -> datetime.datetime:
+    return now.replace(microsecond=0)  # status times have whole seconds
 
 
-def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generation: int) -> Plan:
-    result = Plan(status={**old, "observedGeneration": generation, "replicas": spec.replicas})
-    status, now = result.status, seen.now
-    current = old.get("currentVersion")
+def _elapsed(since: datetime.datetime | None, now: datetime.datetime) -> float:
+    return 0.0 if since is None else (now - since).total_seconds()
+
+
+def plan(
+    spec: ModelDeploymentSpec, old: ModelDeploymentStatus, seen: Observed, generation: int
+) -> Plan:
+    status = old.model_copy(deep=True)
+    status.observed_generation = generation
+    status.replicas = spec.replicas
+    result = Plan(status=status)
+    now = seen.now
+    current = old.current_version
 
     def event(reason: str, message: str, warning: bool = False) -> None:
         result.events.append((reason, message, warning))
 
     target = seen.desired
-    held = bool(target and target == old.get("rolledBackVersion") and current)
+    held = bool(target and target == old.rolled_back_version and current)
     if held:
         target = current
     if target is None:
@@ -106,26 +132,26 @@ def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generat
             _summarise(result, spec, seen, message=seen.resolve_error or "no version to serve")
             return result
         target = seen.stable.version
-    if seen.desired and seen.desired != old.get("rolledBackVersion"):
-        status.pop("rolledBackVersion", None)
+    if seen.desired and seen.desired != old.rolled_back_version:
+        status.rolled_back_version = None
 
     if seen.stable is None:
         result.stable = (target, spec.replicas)
-        status["rolloutStartTime"] = format_time(now)
+        status.rollout_start_time = _stamp(now)
         event(Reason.ROLLING_OUT, f"deploying version {target}")
         _summarise(result, spec, seen, message=f"deploying version {target}")
         return result
 
     canary = spec.strategy.type == "Canary" and current and target != current
-    if canary and seen.stable.version == current:
+    if canary and current and seen.stable.version == current:
         _canary(result, spec, seen, current, target, event)
         return result
 
     if seen.stable.version != target:
         result.stable = (target, spec.replicas)
         if current and current != target:
-            status["previousVersion"] = current
-        status["rolloutStartTime"] = format_time(now)
+            status.previous_version = current
+        status.rollout_start_time = _stamp(now)
         event(Reason.ROLLING_OUT, f"rolling out version {target} (serving {current or 'none'})")
         _summarise(result, spec, seen, message=f"rolling out version {target}")
         return result
@@ -134,16 +160,16 @@ def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generat
     if seen.stable.complete:
         if current != target:
             event(Reason.ROLLOUT_COMPLETE, f"version {target} is serving")
-        status["currentVersion"] = target
-        status.pop("canaryVersion", None)
-        status.pop("canaryStartTime", None)
+        status.current_version = target
+        status.canary_version = None
+        status.canary_start_time = None
         result.canary = None
     elif seen.stable.deadline_exceeded:
-        previous = old.get("previousVersion")
+        previous = old.previous_version
         if previous and previous != target:
-            status["rolledBackVersion"] = target
+            status.rolled_back_version = target
             result.stable = (previous, spec.replicas)
-            status["rolloutStartTime"] = format_time(now)
+            status.rollout_start_time = _stamp(now)
             event(
                 Reason.ROLLED_BACK,
                 f"version {target} did not become ready within "
@@ -151,24 +177,35 @@ def plan(spec: ModelDeploymentSpec, old: dict[str, Any], seen: Observed, generat
                 True,
             )
         else:
-            status["rolledBackVersion"] = target
+            status.rolled_back_version = target
     elif seen.canary is not None:
         result.canary = (seen.canary.version, seen.canary.replicas)  # keep it until promoted
-    _summarise(result, spec, seen)
+    message = ""
+    if not seen.stable.complete and not seen.stable.deadline_exceeded and current != target:
+        # The same words as when the rollout began, so a rollout in progress reads the same.
+        verb = "rolling out" if current else "deploying"
+        message = f"{verb} version {target}"
+    _summarise(result, spec, seen, message=message)
     return result
 
 
 def _canary(
-    result: Plan, spec: ModelDeploymentSpec, seen: Observed, current: str, target: str, event: Any
+    result: Plan,
+    spec: ModelDeploymentSpec,
+    seen: Observed,
+    current: str,
+    target: str,
+    event: EventSink,
 ) -> None:
     status, now = result.status, seen.now
     settings = spec.strategy.canary_settings
     stable_pods, canary_pods = canary_replicas(spec.replicas, settings.weight)
     result.stable = (current, stable_pods)
     result.canary = (target, canary_pods)
-    if status.get("canaryVersion") != target:
-        status.update(canaryVersion=target, rolloutStartTime=format_time(now))
-        status.pop("canaryStartTime", None)
+    if status.canary_version != target:
+        status.canary_version = target
+        status.rollout_start_time = _stamp(now)
+        status.canary_start_time = None
         event(
             Reason.CANARY_IN_PROGRESS,
             f"canary of version {target} with "
@@ -180,7 +217,8 @@ def _canary(
         and seen.canary.ready >= canary_pods
     )
     if not ready:
-        if _elapsed(status.get("rolloutStartTime"), now) > spec.progress_deadline_seconds:
+        waited = _elapsed(status.rollout_start_time, now)
+        if waited > spec.progress_deadline_seconds:
             _abort(
                 result,
                 target,
@@ -189,10 +227,12 @@ def _canary(
                 event,
             )
             return
+        # Pod events tell when it gets ready; only the deadline needs a timer.
+        result.recheck = spec.progress_deadline_seconds - waited + 1
         _summarise(result, spec, seen, message=f"waiting for the canary of version {target}")
         return
-    if not status.get("canaryStartTime"):
-        status["canaryStartTime"] = format_time(now)
+    if status.canary_start_time is None:
+        status.canary_start_time = _stamp(now)
     rate = seen.canary_errors / seen.canary_requests if seen.canary_requests else 0.0
     if rate > settings.max_error_rate:
         _abort(
@@ -203,9 +243,10 @@ def _canary(
             event,
         )
         return
-    if _elapsed(status.get("canaryStartTime"), now) >= settings.promote_after_seconds:
+    aged = _elapsed(status.canary_start_time, now)
+    if aged >= settings.promote_after_seconds:
         result.stable = (target, spec.replicas)
-        status["previousVersion"] = current
+        status.previous_version = current
         event(
             Reason.CANARY_PROMOTED,
             f"canary of version {target} promoted after "
@@ -213,6 +254,7 @@ def _canary(
         )
         _summarise(result, spec, seen, message=f"promoting version {target}")
         return
+    result.recheck = min(CANARY_CHECK_SECONDS, settings.promote_after_seconds - aged)
     _summarise(
         result,
         spec,
@@ -221,27 +263,27 @@ def _canary(
     )
 
 
-def _abort(result: Plan, target: str, message: str, event: Any) -> None:
+def _abort(result: Plan, target: str, message: str, event: EventSink) -> None:
     status = result.status
     result.canary = None
-    result.stable = (status["currentVersion"], result.status["replicas"])
-    status["rolledBackVersion"] = target
-    status.pop("canaryVersion", None)
-    status.pop("canaryStartTime", None)
+    result.stable = (status.current_version or target, status.replicas or 0)
+    status.rolled_back_version = target
+    status.canary_version = None
+    status.canary_start_time = None
     event(Reason.CANARY_FAILED, message + "; canary removed", True)
-    status["message"] = message
+    status.message = message
 
 
 def _summarise(result: Plan, spec: ModelDeploymentSpec, seen: Observed, message: str = "") -> None:
     """Phase, conditions, replica counts and the message from the decisions above."""
     status = result.status
-    generation = status.get("observedGeneration")
-    conditions = list(status.get("conditions") or [])
+    generation = status.observed_generation
+    conditions = list(status.conditions)
     ready_pods = (seen.stable.ready if seen.stable else 0) + (
         seen.canary.ready if seen.canary else 0
     )
-    status["readyReplicas"] = ready_pods
-    current = status.get("currentVersion")
+    status.ready_replicas = ready_pods
+    current = status.current_version
     serving = bool(current) and ready_pods > 0
     settled = (
         seen.stable is not None
@@ -252,13 +294,13 @@ def _summarise(result: Plan, spec: ModelDeploymentSpec, seen: Observed, message:
         and seen.stable.complete
         and seen.stable.replicas == result.stable[1]
     )
-    rolled_back = status.get("rolledBackVersion")
+    rolled_back = status.rolled_back_version
     degraded = bool(rolled_back) and rolled_back == seen.desired
     if seen.resolve_error and not current:
         degraded = False
     if degraded:
         phase = ModelDeploymentPhase.DEGRADED
-        text = status.get("message") if "canary" in (status.get("message") or "") else ""
+        text = status.message if "canary" in (status.message or "") else ""
         message = text or f"version {rolled_back} could not be rolled out; serving {current}"
     elif settled:
         phase = ModelDeploymentPhase.AVAILABLE
@@ -269,8 +311,9 @@ def _summarise(result: Plan, spec: ModelDeploymentSpec, seen: Observed, message:
         phase = ModelDeploymentPhase.PENDING
     if seen.resolve_error:
         message = f"{message}; {seen.resolve_error}" if message else seen.resolve_error
-    status["phase"] = phase
-    status["message"] = message
+    status.phase = phase
+    status.message = message
+    at = seen.now
     ready_reason = Reason.ROLLOUT_COMPLETE if serving else Reason.REPLICAS_UNAVAILABLE
     conditions = set_condition(
         conditions,
@@ -279,18 +322,22 @@ def _summarise(result: Plan, spec: ModelDeploymentSpec, seen: Observed, message:
         ready_reason,
         message,
         generation,
+        at,
     )
+    if status.canary_version:
+        progressing_reason = Reason.CANARY_IN_PROGRESS
+    elif phase == ModelDeploymentPhase.PROGRESSING:
+        progressing_reason = Reason.ROLLING_OUT
+    else:
+        progressing_reason = Reason.ROLLOUT_COMPLETE
     conditions = set_condition(
         conditions,
         ConditionType.PROGRESSING,
         phase == ModelDeploymentPhase.PROGRESSING,
-        Reason.CANARY_IN_PROGRESS
-        if status.get("canaryVersion")
-        else Reason.ROLLING_OUT
-        if phase == ModelDeploymentPhase.PROGRESSING
-        else Reason.ROLLOUT_COMPLETE,
+        progressing_reason,
         message,
         generation,
+        at,
     )
     degraded_reason = Reason.VERSION_NOT_FOUND if seen.resolve_error else Reason.ROLLED_BACK
     conditions = set_condition(
@@ -300,5 +347,6 @@ def _summarise(result: Plan, spec: ModelDeploymentSpec, seen: Observed, message:
         degraded_reason,
         message if degraded or seen.resolve_error else "",
         generation,
+        at,
     )
-    status["conditions"] = conditions
+    status.conditions = conditions

@@ -1,22 +1,35 @@
 """Reconcile one ModelDeployment: resolve the version, apply Service and Deployments, report.
 
-Called on every event of the ModelDeployment or its children, and by the resync loop
-every few seconds, which is how an alias that moved in the registry (a new champion) is
-noticed without any change in the cluster.
+A pass follows the model reference (`champion`, `latest` or a version) in the storage
+watch and reads its latest reading, never S3 itself: the watch reads it once for every
+ModelDeployment of that model and enqueues them all when it changes. The Service and the
+Deployments come from the runtime's caches and are created only when absent and patched
+only when their spec hash differs. A pass is due again only when `plan` says so (a
+canary being judged) or drift monitoring wants its next check; everything else arrives
+as an event (a Deployment or a pod changed, the champion moved).
+
+Where later work plugs in: `observe` (what the pass reads before planning: canary
+analysis, pod scraping), `_apply` (children), `reject` (a refused spec in status),
+`_monitor` (drift today; live performance next).
 """
 
 import logging
-import time
 from typing import Any
 
 from pydantic import ValidationError
 
-from ctrain.api import ConditionType, ModelDeployment, ModelDeploymentSpec, Reason
+from ctrain.api import (
+    ConditionType,
+    DriftStatus,
+    ModelDeploymentPhase,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Reason,
+)
 from ctrain.api.common import validation_message
 from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions, set_condition
-from ctrain.controller.config import OperatorConfig
-from ctrain.controller.kube import Kube
+from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, PODS, SERVICES
 from ctrain.controller.modeldeployment import probe
 from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
@@ -29,20 +42,25 @@ from ctrain.controller.modeldeployment.builders import (
     deployment_name,
     endpoint,
     selector,
+    service_name,
 )
 from ctrain.controller.modeldeployment.plan import Observed, Track, plan
-from ctrain.controller.podspec import storage_settings
-from ctrain.registry import Registry, RegistryError
-from ctrain.storage import make_s3_client
+from ctrain.controller.runtime.context import Context, Rejected
+from ctrain.controller.runtime.engine import Kind
+from ctrain.controller.runtime.owners import controlled_by, labelled
+from ctrain.controller.runtime.status import Event, post_events, write_status
+from ctrain.controller.runtime.store import ObjectRef
+from ctrain.controller.storage.clients import location
+from ctrain.controller.storage.facts import ModelFact, Reading, Resolved
 
-__all__ = ["PLURAL", "reconcile", "resolve"]
+__all__ = ["KIND", "reconcile", "reject", "resolution"]
 
 log = logging.getLogger("ctrain.operator")
-PLURAL = ModelDeployment.PLURAL
-_last_drift_check: dict[str, float] = {}
+Body = dict[str, Any]
+DRIFT_CHECKED = "drift-checked"  # per-object memory: monotonic time of the last drift check
 
 
-def _track(deployment: dict[str, Any] | None) -> Track | None:
+def _track(deployment: Body | None) -> Track | None:
     if deployment is None:
         return None
     spec, status = deployment["spec"], deployment.get("status") or {}
@@ -69,169 +87,189 @@ def _track(deployment: dict[str, Any] | None) -> Track | None:
     )
 
 
-def _registry(spec: ModelDeploymentSpec, config: OperatorConfig) -> Registry:
-    storage = storage_settings(spec.storage, config)
-    client = make_s3_client(endpoint_url=storage["endpoint"], region_name=storage["region"])
-    return Registry(client, storage["bucket"], storage["prefix"])
-
-
-def resolve(spec: ModelDeploymentSpec, config: OperatorConfig) -> tuple[str | None, str | None]:
+def resolution(spec: ModelDeploymentSpec, reading: Reading) -> tuple[str | None, str | None]:
     """(version, None) or (None, why not) for the requested `version`."""
-    try:
-        registry = _registry(spec, config)
-        version = registry.resolve(spec.model, spec.version)
-        registry.metadata(spec.model, version)  # an explicit version must exist and be complete
-    except RegistryError as error:
-        return None, f"{Reason.VERSION_NOT_FOUND}: model {spec.model} {spec.version}: {error}"
-    return version, None
+    if reading.failure is None and isinstance(reading.value, Resolved):
+        return reading.value.version, None
+    why = reading.failure.message if reading.failure else "nothing resolved"
+    return None, f"{Reason.VERSION_NOT_FOUND}: model {spec.model} {spec.version}: {why}"
 
 
-def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str) -> None:
-    with kube.locked(PLURAL, namespace, name) as body:
-        if body is not None:
-            _reconcile_locked(kube, config, body)
-
-
-def _reconcile_locked(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
-    old = body.get("status") or {}
-    generation = body["metadata"].get("generation", 1)
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+def reconcile(context: Context, body: Body) -> float | None:
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    ref = ObjectRef("ModelDeployment", namespace, name)
     try:
         spec = ModelDeploymentSpec.parse(body.get("spec") or {})
     except ValidationError as error:
-        message = validation_message(error)
-        conditions = set_condition(
-            old.get("conditions") or [],
-            ConditionType.READY,
-            False,
-            Reason.INVALID_SPEC,
-            message,
-            generation,
-        )
-        _write(
-            kube,
-            body,
-            old,
-            {
-                **old,
-                "phase": "Degraded",
-                "message": message,
-                "observedGeneration": generation,
-                "conditions": conditions,
-            },
-        )
-        return
-    kube.create(kube.core.create_namespaced_service, namespace, build_service(body, spec))
-    desired, resolve_error = resolve(spec, config)
-    stable_name, canary_name = deployment_name(name, "stable"), deployment_name(name, "canary")
-    stable = kube.read_or_none(kube.apps.read_namespaced_deployment, stable_name, namespace)
-    canary = kube.read_or_none(kube.apps.read_namespaced_deployment, canary_name, namespace)
+        raise Rejected(Reason.INVALID_SPEC, validation_message(error)) from error
+    fact = ModelFact(location(spec.storage, context.config), spec.model, str(spec.version))
+    reading = context.storage.follow(ref, {fact: context.config.registry_poll_seconds})[fact]
+    if reading is None:
+        return None  # the storage watch enqueues this object once the version is read
+    old = ModelDeploymentStatus.parse(body.get("status") or {})
+    generation = metadata.get("generation", 1)
+    desired, resolve_error = resolution(spec, reading)
+    deployments = context.store(DEPLOYMENTS)
+    stable = deployments.get(namespace, deployment_name(name, "stable"))
+    canary = deployments.get(namespace, deployment_name(name, "canary"))
+    pods = context.store(PODS).owned_by(ref)
     requests = errors = 0
-    pods = kube.raw(
-        kube.core.list_namespaced_pod, namespace, label_selector=f"{DEPLOYMENT_LABEL}={name}"
-    )["items"]
     if canary is not None:
         canary_pods = [p for p in pods if p["metadata"]["labels"].get(TRACK_LABEL) == "canary"]
         requests, errors = probe.canary_counts(probe.ready_pod_ips(canary_pods), HTTP_PORT)
-    seen = Observed(desired, resolve_error, _track(stable), _track(canary), requests, errors)
+    seen = Observed(
+        desired, resolve_error, _track(stable), _track(canary), requests, errors, context.clock()
+    )
     result = plan(spec, old, seen, generation)
     if result.stable is not None:
         version, replicas = result.stable
-        _apply(
-            kube,
-            stable,
-            build_deployment(
-                body, spec, config, track="stable", version=version, replicas=replicas
-            ),
+        manifest = build_deployment(
+            body, spec, context.config, track="stable", version=version, replicas=replicas
         )
+        _apply(context, stable, manifest)
     if result.canary is not None:
         version, replicas = result.canary
-        _apply(
-            kube,
-            canary,
-            build_deployment(
-                body, spec, config, track="canary", version=version, replicas=replicas
-            ),
+        manifest = build_deployment(
+            body, spec, context.config, track="canary", version=version, replicas=replicas
         )
+        _apply(context, canary, manifest)
     elif canary is not None:
-        kube.delete(kube.apps.delete_namespaced_deployment, canary_name, namespace)
+        context.kube.delete(DEPLOYMENTS, namespace, deployment_name(name, "canary"))
     status = result.status
-    status["selector"] = ",".join(f"{k}={v}" for k, v in selector(name).items())
-    status["endpoint"] = endpoint(name, namespace, spec.model)
+    status.selector = ",".join(f"{k}={v}" for k, v in selector(name).items())
+    status.endpoint = endpoint(name, namespace, spec.model)
+    recheck = result.recheck
     if spec.monitoring.drift.enabled:
-        _check_drift(spec, status, body, pods)
+        drift_next = _monitor(context, ref, spec, status, pods)
+        recheck = drift_next if recheck is None else min(recheck, drift_next)
     else:
-        status.pop("drift", None)
-    for reason, message, warning in result.events:
+        status.drift = None
+    events: list[Event] = list(result.events)
+    for reason, _message, _warning in result.events:
         if reason in (Reason.ROLLED_BACK, Reason.CANARY_FAILED):
             metrics.ROLLBACKS.labels(reason).inc()
-        kube.event(body, reason, message, warning=warning)
-    _write(kube, body, old, status)
+    _write(context, body, old, status, events)
+    # Last: the apiserver allocates a cluster IP for a new Service, which can take seconds
+    # on a busy control plane; the status says what happens meanwhile.
+    _ensure_service(context, body, spec)
+    return recheck
 
 
-def _apply(kube: Kube, existing: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
-    namespace = manifest["metadata"]["namespace"]
+def _ensure_service(context: Context, body: Body, spec: ModelDeploymentSpec) -> None:
+    """Create the Service when it is absent; one that exists is left as it is."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if context.store(SERVICES).get(namespace, service_name(name)) is None:
+        context.remember(SERVICES, context.kube.create(SERVICES, build_service(body, spec)))
+
+
+def _apply(context: Context, existing: Body | None, manifest: Body) -> None:
+    """Create the Deployment when absent, patch it when its spec hash differs."""
+    metadata = manifest["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
     if existing is None:
-        kube.create(kube.apps.create_namespaced_deployment, namespace, manifest)
+        created = context.kube.create(DEPLOYMENTS, manifest)
+        if created is not None:
+            context.remember(DEPLOYMENTS, created)
+            return
+        existing = context.remember(DEPLOYMENTS, context.kube.get(DEPLOYMENTS, namespace, name))
+        if existing is None:
+            return  # created and deleted meanwhile: the next event brings it back
+    wanted = metadata["annotations"][SPEC_HASH]
+    if (existing["metadata"].get("annotations") or {}).get(SPEC_HASH) == wanted:
         return
-    if (existing["metadata"].get("annotations") or {}).get(SPEC_HASH) == manifest["metadata"][
-        "annotations"
-    ][SPEC_HASH]:
-        return
-    kube.apps.patch_namespaced_deployment(manifest["metadata"]["name"], namespace, manifest)
+    context.remember(DEPLOYMENTS, context.kube.patch(DEPLOYMENTS, namespace, name, manifest))
 
 
-def _check_drift(
+def _monitor(
+    context: Context,
+    ref: ObjectRef,
     spec: ModelDeploymentSpec,
-    status: dict[str, Any],
-    body: dict[str, Any],
-    pods: list[dict[str, Any]],
-) -> None:
+    status: ModelDeploymentStatus,
+    pods: list[Body],
+) -> float:
+    """Check drift when its interval has passed; seconds until the next check is due."""
     drift = spec.monitoring.drift
-    uid = body["metadata"]["uid"]
-    now = time.monotonic()
-    if now - _last_drift_check.get(uid, 0.0) < drift.interval_seconds and status.get("drift"):
-        return
-    _last_drift_check[uid] = now
-    current = status.get("currentVersion")
+    now = context.clock().timestamp()
+    last: float | None = context.memory.get(ref, DRIFT_CHECKED)
+    if last is not None and now - last < drift.interval_seconds and status.drift is not None:
+        return drift.interval_seconds - (now - last)
+    context.memory.put(ref, DRIFT_CHECKED, now)
+    current = status.current_version
     serving = [p for p in pods if p["metadata"]["labels"].get(VERSION_LABEL) == current]
     reports = probe.drift_reports(probe.ready_pod_ips(serving), HTTP_PORT)
     if not reports:
-        return
-    combined = probe.combine_drift(reports, drift.threshold, drift.min_samples)
-    status["drift"] = combined
-    generation = status.get("observedGeneration")
-    samples, score = combined["samples"], combined["score"]
-    if combined["detected"]:
-        reason, message = (
-            Reason.DRIFT_DETECTED,
-            (f"drift score {score:.3f} above {drift.threshold} over {samples} served rows"),
-        )
-    elif samples < drift.min_samples:
+        return float(drift.interval_seconds)
+    combined = DriftStatus.parse(probe.combine_drift(reports, drift.threshold, drift.min_samples))
+    status.drift = combined
+    samples, score = combined.samples or 0, combined.score
+    if combined.detected and score is not None:
+        reason = Reason.DRIFT_DETECTED
+        message = f"drift score {score:.3f} above {drift.threshold} over {samples} served rows"
+    elif samples < drift.min_samples or score is None:
         reason = Reason.NOT_ENOUGH_SAMPLES
         message = f"{samples} served rows of the {drift.min_samples} needed to judge drift"
     else:
         reason, message = Reason.NO_DRIFT, f"drift score {score:.3f} within {drift.threshold}"
-    status["conditions"] = set_condition(
-        status.get("conditions") or [],
+    status.conditions = set_condition(
+        status.conditions,
         ConditionType.DRIFT_DETECTED,
-        bool(combined["detected"]),
+        bool(combined.detected),
         reason,
         message,
-        generation,
+        status.observed_generation,
+        context.clock(),
     )
+    return float(drift.interval_seconds)
 
 
-def _write(kube: Kube, body: dict[str, Any], old: dict[str, Any], status: dict[str, Any]) -> None:
-    if not kube.patch_status(PLURAL, body, status):
-        return
-    if old.get("phase") != status.get("phase"):
-        kube.event(
-            body,
-            str(status.get("phase")),
-            status.get("message") or "",
-            warning=status.get("phase") == "Degraded",
-        )
-    for condition in changed_conditions(old.get("conditions"), status.get("conditions") or []):
-        if condition["type"] == ConditionType.DRIFT_DETECTED and condition["status"] == "True":
-            kube.event(body, condition["reason"], condition["message"], warning=True)
+def reject(context: Context, body: Body, rejected: Rejected) -> None:
+    old = ModelDeploymentStatus.parse(body.get("status") or {})
+    generation = body["metadata"].get("generation", 1)
+    status = old.model_copy(deep=True)
+    status.phase = ModelDeploymentPhase.DEGRADED
+    status.message = rejected.message
+    status.observed_generation = generation
+    status.conditions = set_condition(
+        old.conditions,
+        ConditionType.READY,
+        False,
+        rejected.reason,
+        rejected.message,
+        generation,
+        context.clock(),
+    )
+    _write(context, body, old, status, [])
+
+
+def _write(
+    context: Context,
+    body: Body,
+    old: ModelDeploymentStatus,
+    status: ModelDeploymentStatus,
+    events: list[Event],
+) -> None:
+    if write_status(context, MODELDEPLOYMENTS, body, status) is None:
+        return  # deleted meanwhile
+    if old.phase != status.phase and not events:
+        # A rollout's own Event (RollingOut, RolloutComplete, RolledBack) already tells
+        # this transition; the phase's Event is for the others (a version not found).
+        degraded = status.phase == ModelDeploymentPhase.DEGRADED
+        events.append((str(status.phase), status.message or "", degraded))
+    for condition in changed_conditions(old.conditions, status.conditions):
+        if condition.type == ConditionType.DRIFT_DETECTED and condition.status == "True":
+            events.append((condition.reason, condition.message, True))
+    post_events(context, body, events)
+
+
+KIND = Kind(
+    resource=MODELDEPLOYMENTS,
+    reconcile=reconcile,
+    reject=reject,
+    workers=8,
+    children={
+        DEPLOYMENTS: controlled_by("ModelDeployment"),
+        SERVICES: controlled_by("ModelDeployment"),
+        PODS: labelled(DEPLOYMENT_LABEL),
+    },
+)

@@ -21,6 +21,23 @@ __all__ = ["MODEL_LABEL", "TRAININGJOB_LABEL", "build_job", "job_name", "trainer
 
 TRAININGJOB_LABEL = "ctrain.dev/trainingjob"
 MODEL_LABEL = "ctrain.dev/model"
+# `ctrain train` exits 10 (invalid spec), 11 (invalid data) or 12 (the estimator failed on
+# this data) when a retry would fail the same way: the Job fails at once instead of
+# retrying up to backoffLimit. An evicted or preempted pod does not count as a failure.
+DETERMINISTIC_EXIT_CODES = [10, 11, 12]
+POD_FAILURE_POLICY = {
+    "rules": [
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": "trainer",
+                "operator": "In",
+                "values": DETERMINISTIC_EXIT_CODES,
+            },
+        },
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]
+}
 
 
 def job_name(trainingjob_name: str) -> str:
@@ -31,7 +48,9 @@ def trainer_spec(spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any
     """The spec the trainer receives: the user's spec with storage defaults resolved."""
     wire = spec.to_wire()
     storage = storage_settings(spec.storage, config)
-    wire["storage"] = {k: v for k, v in storage.items() if v is not None and k != "endpoint"}
+    # The trainer learns the endpoint and addressing style from its environment.
+    pod_only = ("endpoint", "addressingStyle")
+    wire["storage"] = {k: v for k, v in storage.items() if v is not None and k not in pod_only}
     return wire
 
 
@@ -51,7 +70,7 @@ def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[
         {"name": "CTRAIN_TRAININGJOB_UID", "value": metadata["uid"]},
         {"name": "HOME", "value": SCRATCH_DIR},
         {"name": "TMPDIR", "value": SCRATCH_DIR},
-        *storage_env(storage, config),
+        *storage_env(storage),
     ]
     volume, mount = scratch_volume()
     container = {
@@ -77,6 +96,9 @@ def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[
         },
         "spec": {
             "backoffLimit": spec.backoff_limit,
+            # With a podFailurePolicy a replacement pod starts only once the old one has
+            # failed (podReplacementPolicy Failed): two attempts never run at once.
+            "podFailurePolicy": POD_FAILURE_POLICY,
             "activeDeadlineSeconds": spec.active_deadline_seconds,
             "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
             "template": {

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from ctrain.api import TrainingJobStatus
+from ctrain.controller.runtime.status import serialise
 from ctrain.controller.trainingjob.status import compute_status, invalid_spec_status
 
 pytestmark = pytest.mark.unit
@@ -43,10 +45,17 @@ def job(active: int = 0, condition: str | None = None, reason: str = "") -> dict
     }
 
 
-def compute(old, the_job, pods):
-    return compute_status(
-        old, the_job, pods, generation=1, job_name="tj-train", active_deadline_seconds=60
+def compute(old: dict, the_job, pods) -> dict:
+    """The status as it is written: built on the model, serialised like the runtime does."""
+    status = compute_status(
+        TrainingJobStatus.parse(old),
+        the_job,
+        pods,
+        generation=1,
+        job_name="tj-train",
+        active_deadline_seconds=60,
     )
+    return serialise(status)
 
 
 SUMMARY = {
@@ -84,6 +93,70 @@ def test_success_copies_the_trainer_summary():
     kinds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert kinds["Blessed"] == ("True", "GatesPassed")
     assert kinds["Ready"] == ("True", "Promoted")
+
+
+def test_success_copies_the_comparison_and_the_trainers_reasons():
+    comparison = {
+        "championVersion": "2",
+        "holdoutRows": 28,
+        "championSeenRows": 0,
+        "excludedRows": 2,
+        "challenger": {"accuracy": 0.97},
+        "champion": {"accuracy": 0.93},
+        "delta": 0.04,
+        "confidenceInterval": [-0.02, 0.1],
+        "pValue": 0.21,
+        "test": "McNemar",
+        "significant": False,
+        "verdict": "NotBetter",
+        "reason": "delta +0.0400 over champion v2 is not significant (p 0.21, alpha 0.05)",
+    }
+    summary = {
+        **SUMMARY,
+        "blessed": False,
+        "promoted": False,
+        "comparison": comparison,
+        "blessedReason": "NotSignificant",
+        "promotionReason": "NotPromoted",
+    }
+    status = compute({}, job(condition="Complete"), [pod("Succeeded", json.dumps(summary))])
+    assert status["comparison"] == comparison
+    kinds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert kinds["Blessed"] == ("False", "NotSignificant")
+    assert kinds["Ready"] == ("True", "NotPromoted")
+    moved = {**summary, "blessed": True, "blessedReason": "GatesPassed",
+             "promotionReason": "ChampionMoved"}  # fmt: skip
+    status = compute({}, job(condition="Complete"), [pod("Succeeded", json.dumps(moved))])
+    kinds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert kinds["Ready"] == ("True", "ChampionMoved")
+
+
+def test_the_job_fails_at_once_on_deterministic_exit_codes():
+    from ctrain.api import TrainingJobSpec
+    from ctrain.controller.config import OperatorConfig
+    from ctrain.controller.trainingjob.builders import build_job
+
+    body = {
+        "apiVersion": "ctrain.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "tj", "namespace": "ns", "uid": "u-1"},
+    }
+    spec = TrainingJobSpec.parse(
+        {
+            "model": "iris",
+            "dataset": {"uri": "builtin://iris"},
+            "estimator": {"type": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
+    policy = build_job(body, spec, OperatorConfig.from_env({}))["spec"]["podFailurePolicy"]
+    assert policy["rules"][0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [10, 11, 12]},
+    }
+    assert policy["rules"][1] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget"}],
+    }
 
 
 def test_final_status_is_never_recomputed():
@@ -124,7 +197,9 @@ def test_failures_name_their_cause(message, exit_code, job_reason, reason, fragm
 
 
 def test_invalid_spec_names_the_field():
-    status = invalid_spec_status({}, 2, "spec.dataset.uri: String should match pattern")
+    status = serialise(
+        invalid_spec_status(TrainingJobStatus(), 2, "spec.dataset.uri: String should match pattern")
+    )
     assert status["phase"] == "Failed"
     assert status["observedGeneration"] == 2
     assert "spec.dataset.uri" in status["message"]

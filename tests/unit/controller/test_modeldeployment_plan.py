@@ -1,26 +1,48 @@
 """The ModelDeployment rollout state machine and the serving children's builders (pure)."""
 
+import dataclasses
 import datetime
+from typing import Any
 
 import pytest
 
-from ctrain.api import ModelDeploymentSpec
+from ctrain.api import ModelDeploymentSpec, ModelDeploymentStatus
 from ctrain.api.contracts import DriftReport
 from ctrain.controller.config import OperatorConfig
+from ctrain.controller.modeldeployment import plan as planning
 from ctrain.controller.modeldeployment.builders import VERSION_LABEL, build_deployment
 from ctrain.controller.modeldeployment.plan import (
+    CANARY_CHECK_SECONDS,
     Observed,
     Track,
     canary_replicas,
     effective_weight,
-    plan,
 )
 from ctrain.controller.modeldeployment.probe import combine_drift, request_counts
+from ctrain.controller.runtime.status import serialise
 
 pytestmark = pytest.mark.unit
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.UTC)
 BODY = {"apiVersion": "ctrain.dev/v1alpha1", "kind": "ModelDeployment",
         "metadata": {"name": "iris", "namespace": "ns", "uid": "u1"}}  # fmt: skip
+
+
+@dataclasses.dataclass
+class Planned:
+    """A plan with its status as the runtime writes it (camelCase, no empty fields)."""
+
+    stable: tuple[str, int] | None
+    canary: tuple[str, int] | None
+    events: list[tuple[str, str, bool]]
+    recheck: float | None
+    status: dict[str, Any]
+
+
+def plan(spec: ModelDeploymentSpec, old: dict, seen: Observed, generation: int) -> Planned:
+    result = planning.plan(spec, ModelDeploymentStatus.parse(old), seen, generation)
+    return Planned(
+        result.stable, result.canary, result.events, result.recheck, serialise(result.status)
+    )
 
 
 def spec(**overrides) -> ModelDeploymentSpec:
@@ -73,6 +95,8 @@ def test_completed_rollout_is_available_and_records_the_version():
     assert condition(result.status, "Progressing")[0] == "False"
     again = plan(spec(), result.status, Observed("1", None, track("1"), None, now=NOW), 1)
     assert again.events == []  # a settled object produces no Events
+    assert again.recheck is None  # and needs no timer
+    assert again.status == result.status  # nor any write
 
 
 def test_new_champion_rolls_the_stable_template():
@@ -112,16 +136,19 @@ def test_canary_runs_beside_stable_then_promotes():
     assert first.stable == ("1", stable_pods)
     assert first.canary == ("2", canary_pods)
     assert first.status["canaryVersion"] == "2"
+    assert first.recheck == pytest.approx(300 + 1)  # only the deadline needs a timer
     ready = Observed("2", None, track("1", stable_pods), track("2", canary_pods), 100, 1, now=at(5))
     waiting = plan(canary_spec(), first.status, ready, 1)
     assert waiting.canary == ("2", canary_pods)
     assert waiting.status["canaryStartTime"] == "2026-11-22T12:00:05Z"
+    assert waiting.recheck == CANARY_CHECK_SECONDS  # its error rate is read again soon
     later = Observed(
         "2", None, track("1", stable_pods), track("2", canary_pods), 300, 2, now=at(70)
     )
     promoted = plan(canary_spec(), waiting.status, later, 1)
     assert promoted.stable == ("2", 2)
     assert [e[0] for e in promoted.events] == ["CanaryPromoted"]
+    assert promoted.recheck is None  # the rollout's Deployment events drive it from here
     rolled = Observed("2", None, track("2"), track("2", canary_pods), now=at(80))
     finished = plan(canary_spec(), promoted.status, rolled, 1)
     assert finished.canary is None

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from test_argocd_health import ARGOCD, GROUP, LuaHealth
 
-from ctrain.api import ContinuousTraining, Reason
+from ctrain.api import ContinuousTraining, ContinuousTrainingStatus, Reason
 from ctrain.controller.continuoustraining.builders import (
     CONTINUOUS_LABEL,
     MESSAGE_ANNOTATION,
@@ -24,6 +24,7 @@ from ctrain.controller.continuoustraining.builders import (
     summarize,
     track,
 )
+from ctrain.controller.runtime.status import serialise
 
 pytestmark = pytest.mark.unit
 
@@ -156,8 +157,8 @@ def test_owned_runs_need_the_loop_as_controller() -> None:
 
 # --- following runs ----------------------------------------------------------------------
 
-RUNNING = {"type": "Running", "status": "True", "reason": "RunActive"}
-CREATING = {"type": "Running", "status": "True", "reason": "Triggered"}
+RUNNING = {"type": "Running", "status": "True", "reason": "RunActive", "lastTransitionTime": AT}
+CREATING = {"type": "Running", "status": "True", "reason": "Triggered", "lastTransitionTime": AT}
 
 
 @pytest.mark.parametrize(
@@ -215,7 +216,7 @@ CREATING = {"type": "Running", "status": "True", "reason": "Triggered"}
     ],
 )
 def test_track(status: dict, bodies: list[dict], expected: dict[str, Any]) -> None:
-    result = track(status, runs(*bodies))
+    result = track(ContinuousTrainingStatus.parse(status), runs(*bodies))
     finished = result.finished.name if result.finished else None
     got = {
         "active": result.active,
@@ -311,7 +312,7 @@ def test_outcome_tells_the_decision_with_both_metrics(body: dict, text: str) -> 
     ],
 )
 def test_last_outcome_survives_pruning(status: dict, bodies: list[dict], text: str | None) -> None:
-    assert last_outcome(status, runs(*bodies)) == text
+    assert last_outcome(ContinuousTrainingStatus.parse(status), runs(*bodies)) == text
 
 
 # --- history -----------------------------------------------------------------------------
@@ -350,6 +351,7 @@ def test_runs_to_prune_oldest_first_never_unfinished(
 
 
 def _summary(status: dict, **overrides: Any) -> dict[str, Any]:
+    """summarize() on the model, serialised as the runtime writes it."""
     arguments: dict[str, Any] = {
         "generation": 3,
         "suspended": False,
@@ -359,7 +361,8 @@ def _summary(status: dict, **overrides: Any) -> dict[str, Any]:
         "at": AT,
     }
     arguments.update(overrides)
-    return summarize(status, **arguments)
+    arguments["at"] = datetime.fromisoformat(arguments["at"])
+    return serialise(summarize(ContinuousTrainingStatus.parse(status), **arguments))
 
 
 def _conditions(result: dict) -> dict[str, tuple[str, str]]:

@@ -1,0 +1,140 @@
+"""The ModelDeployment reconciler's API calls against the recording fake, with its model
+registry in a real S3 API over HTTP (moto's server) read through the storage watch."""
+
+import pytest
+from fakes import Harness
+
+from ctrain.api.contracts import ModelMetadata, Reference
+from ctrain.controller.config import OperatorConfig
+from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, SERVICES
+from ctrain.controller.modeldeployment.builders import VERSION_LABEL
+from ctrain.registry import Registry
+
+pytest_plugins = ["s3_fixtures"]
+pytestmark = pytest.mark.unit
+NS = "ml"
+
+
+def publish(registry: Registry, model: str, count: int) -> None:
+    for _ in range(count):
+        version = registry.reserve_version(model)
+        registry.publish(model, version, b"m", ModelMetadata(), Reference(rows=1))
+    registry.set_champion(model, "1", "test")
+
+
+def deployment(name: str, model: str, **spec: object) -> dict:
+    return {
+        "apiVersion": "ctrain.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"model": model, "replicas": 0, **spec},
+    }
+
+
+@pytest.fixture
+def harness(moto_endpoint: str, s3_env: dict[str, str], bucket: str) -> Harness:
+    config = OperatorConfig(s3_endpoint=moto_endpoint, default_bucket=bucket)
+    return Harness(config)
+
+
+def complete(harness: Harness, name: str) -> None:
+    """What the Deployment controller reports once the template is rolled out."""
+    body = harness.api.find(DEPLOYMENTS, NS, name)
+    assert body is not None
+    replicas = body["spec"]["replicas"]
+    body["status"] = {
+        "observedGeneration": body["metadata"]["generation"],
+        **{key: replicas for key in ("replicas", "updatedReplicas", "availableReplicas")},
+        "readyReplicas": replicas,
+    }
+    harness.api.put(DEPLOYMENTS, body)
+
+
+def template_version(harness: Harness, name: str) -> str:
+    body = harness.api.find(DEPLOYMENTS, NS, name)
+    assert body is not None
+    return str(body["spec"]["template"]["metadata"]["labels"][VERSION_LABEL])
+
+
+def test_first_pass_waits_for_the_registry_then_creates_its_children_once(
+    harness: Harness, registry: Registry
+) -> None:
+    publish(registry, "iris", 1)
+    harness.api.put(MODELDEPLOYMENTS, deployment("serving", "iris"))
+    harness.drain()
+    assert harness.api.writes() == [
+        ("create", "Deployment", "serving"),
+        ("patch_status", "ModelDeployment", "serving"),
+        ("event", "RollingOut"),  # one Event per transition: it tells "Progressing" too
+        ("create", "Service", "serving"),  # last: a cluster IP can take a while
+    ]
+    complete(harness, "serving")
+    harness.api.reset()
+    harness.drain()
+    assert harness.api.writes() == [
+        ("patch_status", "ModelDeployment", "serving"),
+        ("event", "RolloutComplete"),
+    ]
+    status = harness.api.find(MODELDEPLOYMENTS, NS, "serving")["status"]
+    assert (status["phase"], status["currentVersion"]) == ("Available", "1")
+
+
+def test_at_rest_a_pass_calls_nothing_and_asks_for_no_timer(
+    harness: Harness, registry: Registry
+) -> None:
+    publish(registry, "iris", 1)
+    harness.api.put(MODELDEPLOYMENTS, deployment("serving", "iris"))
+    harness.drain()
+    complete(harness, "serving")
+    harness.drain()
+    harness.api.reset()
+    for kind, name in ((MODELDEPLOYMENTS, "serving"), (DEPLOYMENTS, "serving")):
+        harness.api.put(kind, harness.api.find(kind, NS, name))  # resyncs, relists
+    harness.drain(storage=False)
+    assert harness.api.calls == []  # no Service POST, no Deployment read, no status write
+    assert harness.runtime.loops["ModelDeployment"].queue.scheduled() == 0
+
+
+def test_a_moved_champion_reaches_every_follower_with_one_read(
+    harness: Harness, registry: Registry
+) -> None:
+    publish(registry, "iris", 2)
+    for index in range(5):
+        harness.api.put(MODELDEPLOYMENTS, deployment(f"serving-{index}", "iris"))
+    harness.drain()
+    assert len(harness.context.storage) == 1  # one fact for the five of them
+    registry.set_champion("iris", "2", "test: a new champion")
+    harness.api.reset()
+    endpoint = next(iter(harness.context.storage._entries)).endpoint
+    harness.context.storage._entries[next(iter(harness.context.storage._entries))].due = 0
+    harness.runtime.wake(endpoint)
+    harness.drain()
+    patched = sorted(call[2] for call in harness.api.calls if call[:2] == ("patch", "Deployment"))
+    assert patched == [f"serving-{index}" for index in range(5)]
+    assert {template_version(harness, f"serving-{i}") for i in range(5)} == {"2"}
+
+
+def test_an_invalid_spec_is_degraded_without_children(harness: Harness) -> None:
+    body = deployment("broken", "iris")
+    body["spec"]["replicas"] = -1
+    harness.api.put(MODELDEPLOYMENTS, body)
+    harness.drain()
+    status = harness.api.find(MODELDEPLOYMENTS, NS, "broken")["status"]
+    assert status["phase"] == "Degraded"
+    assert "spec.replicas" in status["message"]
+    assert harness.api.find(SERVICES, NS, "broken") is None
+    assert harness.runtime.loops["ModelDeployment"].queue.scheduled() == 0
+
+
+def test_a_deleted_modeldeployment_leaves_no_memory(harness: Harness, registry: Registry) -> None:
+    publish(registry, "iris", 1)
+    harness.api.put(
+        MODELDEPLOYMENTS, deployment("serving", "iris", monitoring={"drift": {"enabled": True}})
+    )
+    harness.drain()
+    assert len(harness.context.storage) == 1
+    harness.api.remove(MODELDEPLOYMENTS, NS, "serving")
+    harness.drain()
+    assert len(harness.context.storage) == 0
+    assert len(harness.context.memory) == 0
+    assert harness.context.store(MODELDEPLOYMENTS).get(NS, "serving") is None
