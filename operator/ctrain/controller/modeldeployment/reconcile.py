@@ -10,7 +10,7 @@ as an event (a Deployment or a pod changed, the champion moved).
 
 Where later work plugs in: `observe` (what the pass reads before planning: canary
 analysis, pod scraping), `_apply` (children), `reject` (a refused spec in status),
-`_monitor` (drift today; live performance next).
+`_monitor` (drift) and `performance.monitor` (live performance: a check's Job).
 """
 
 import logging
@@ -29,8 +29,8 @@ from ctrain.api import (
 from ctrain.api.common import validation_message
 from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions, set_condition
-from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, PODS, SERVICES
-from ctrain.controller.modeldeployment import probe
+from ctrain.controller.kube import DEPLOYMENTS, JOBS, MODELDEPLOYMENTS, PODS, SERVICES
+from ctrain.controller.modeldeployment import performance, probe
 from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
     HTTP_PORT,
@@ -145,6 +145,12 @@ def reconcile(context: Context, body: Body) -> float | None:
         recheck = drift_next if recheck is None else min(recheck, drift_next)
     else:
         status.drift = None
+    live = spec.monitoring.performance
+    if live is not None and live.enabled:
+        checked_next = performance.monitor(context, body, spec, live, status)
+        recheck = checked_next if recheck is None else min(recheck, checked_next)
+    else:
+        performance.clear(context, body, status)
     events: list[Event] = list(result.events)
     for reason, _message, _warning in result.events:
         if reason in (Reason.ROLLED_BACK, Reason.CANARY_FAILED):
@@ -259,6 +265,13 @@ def _write(
     for condition in changed_conditions(old.conditions, status.conditions):
         if condition.type == ConditionType.DRIFT_DETECTED and condition.status == "True":
             events.append((condition.reason, condition.message, True))
+        if (
+            condition.type == ConditionType.PERFORMANCE_DEGRADED
+            and condition.reason != Reason.PERFORMANCE_NOT_CHECKED
+        ):
+            warning = condition.status != "False"
+            message = f"PerformanceDegraded={condition.status}: {condition.message}"
+            events.append((condition.reason, message, warning))
     post_events(context, body, events)
 
 
@@ -270,6 +283,7 @@ KIND = Kind(
     children={
         DEPLOYMENTS: controlled_by("ModelDeployment"),
         SERVICES: controlled_by("ModelDeployment"),
+        JOBS: controlled_by("ModelDeployment"),  # the live-performance check
         PODS: labelled(DEPLOYMENT_LABEL),
     },
 )
