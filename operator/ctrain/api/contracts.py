@@ -45,6 +45,7 @@ __all__ = [
     "PerformanceMeasured",
     "PerformancePoint",
     "PerformanceResult",
+    "ProductionRecord",
     "Reference",
     "Rejection",
     "SplitRecord",
@@ -178,12 +179,33 @@ class EstimatorRecord(Contract):
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
 
 
+class ProductionRecord(Contract):
+    """Labelled production rows a version was trained on (`dataset.feedback`)."""
+
+    mode: Literal["Append", "Replace"] = Field(description="Append or Replace.")
+    window_seconds: int = Field(description="Seconds of logged predictions joined.")
+    base_rows: int = Field(description="Rows of the base data set trained on (0: Replace).")
+    production_rows: int = Field(description="Labelled production rows added.")
+    labelled: int = Field(description="Labelled predictions found in the window.")
+    samples: int = Field(description="Logged predictions in the window.")
+    truncated: bool = Field(description="Whether maxRows left out older labelled rows.")
+    fingerprint: str = Field(description="sha256 of the production rows' content.")
+
+
 class DatasetRecord(Contract):
     """The data a version was trained on."""
 
     uri: str = Field(description="s3:// or builtin:// URI.")
-    fingerprint: str = Field(description="sha256 of the data, e.g. sha256:ab12...")
-    rows: int = Field(description="Rows read.")
+    fingerprint: str = Field(
+        description="sha256 of the data, e.g. sha256:ab12... (with production rows: of "
+        "the base data set's fingerprint and the production rows' content)."
+    )
+    rows: int = Field(description="Rows trained and evaluated on.")
+    production: ProductionRecord | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Where the rows came from, when labelled production rows were used.",
+    )
 
 
 class SplitRecord(Contract):
