@@ -14,10 +14,14 @@ reconcile repeated after a crash or a restart decides the same thing:
 - drift: the ModelDeployment reports `status.drift.detected`, and `cooldownSeconds` have
   passed since `status.lastDriftTriggerTime`, so one drift episode starts one run.
 
-Triggers that fire together start ONE run (reason by priority: Manual, Drift, NewData,
-Schedule) and are all consumed. With a run active, `Forbid` consumes them and records a
-skip, `Replace` replaces the run. While suspended nothing is consumed: like a CronJob's
-missed schedules, pending triggers act once the loop is resumed.
+- performance: the `onPerformance` ModelDeployment reports a new degradation episode
+  (`continuoustraining.performance`).
+
+Triggers that fire together start ONE run (reason by priority: Manual, Drift,
+Performance, NewData, Schedule) and are all consumed. With a run active, `Forbid`
+consumes them and records a skip, `Replace` replaces the run. While suspended nothing is
+consumed: like a CronJob's missed schedules, pending triggers act once the loop is
+resumed.
 """
 
 import dataclasses
@@ -30,6 +34,7 @@ from croniter import croniter
 
 from ctrain.api import ContinuousTrainingSpec, ContinuousTrainingStatus, TriggerReason
 from ctrain.api.common import format_time
+from ctrain.controller.continuoustraining import performance
 
 TRIGGER_ANNOTATION = "ctrain.dev/trigger"
 
@@ -83,6 +88,7 @@ class Observations:
     data_fingerprint: str | None = None  # None: not polled this time
     drift_detected: bool | None = None
     drift_detail: str = ""
+    degradation: performance.Degradation | None = None  # onPerformance's deployment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +176,17 @@ def _fired(
         detail = seen.drift_detail or f"ModelDeployment {drift.deployment} reports drift"
         fired.append(Fired(TriggerReason.DRIFT, detail))
         updates["lastDriftTriggerTime"] = format_time(now)
+    if triggers.on_performance is not None:
+        degraded = performance.fired(
+            triggers.on_performance,
+            seen.degradation,
+            status.performance_episode,
+            status.last_performance_trigger_time,
+            now,
+        )
+        if degraded is not None:
+            fired.append(Fired(degraded[0], degraded[1]))
+            updates.update(degraded[2])
     if (
         triggers.on_new_data is not None
         and seen.data_fingerprint is not None
