@@ -2,7 +2,7 @@
 labels, the body of `ctrain evaluate-live` (a pod the operator runs per ModelDeployment).
 
 It is the trainer's evaluation applied to production: the same metric code
-(`evaluate.score_predictions`) on the rows of `ctrain.feedback.join`, per model version,
+(`evaluate.score_predictions`) on the rows of `ctrain.feedback.joining`, per model version,
 over a window that ends now. Each version's point is appended to its performance.json
 (bounded history); the result, every version's value and counts, is the pod's
 termination message, from which the operator sets `status.performance`.

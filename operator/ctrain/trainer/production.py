@@ -2,7 +2,7 @@
 
 With feedback enabled the run joins the model's logged predictions of the last
 `windowSeconds` with the labels uploaded under `<prefix>/<model>/labels/`
-(`ctrain.feedback.join`, the newest `maxRows` labelled rows) and either appends those
+(`ctrain.feedback.joining`, the newest `maxRows` labelled rows) and either appends those
 rows to the base data set (`Append`) or trains on them alone (`Replace`). They are
 ordinary rows from then on: the content-hash split (`trainer.split`) hashes them like
 any other, so a production row is in the holdout of every run that sees it, or in none.

@@ -98,3 +98,36 @@ def test_with_a_run_active_forbid_consumes_the_episode() -> None:
     decision = decide(_spec(), ContinuousTrainingStatus(), seen, T0)
     assert decision.action == Action.SKIP
     assert decision.updates["performanceEpisode"] == f"2@{SINCE}"
+
+
+def test_with_feedback_new_labels_are_new_data() -> None:
+    from ctrain.controller.config import OperatorConfig
+    from ctrain.controller.continuoustraining.performance import labels_fact, with_labels
+    from ctrain.controller.storage.facts import Failure, Reading
+
+    template = _spec().template.spec
+    assert labels_fact(template, OperatorConfig()) is None  # no feedback: labels do not count
+    spec = ContinuousTrainingSpec.parse(
+        {
+            "template": {
+                "spec": {
+                    "model": "iris",
+                    "dataset": {"uri": "builtin://iris", "feedback": {"enabled": True}},
+                    "estimator": {"type": "sklearn.linear_model.LogisticRegression"},
+                }
+            }
+        }
+    )
+    fact = labels_fact(spec.template.spec, OperatorConfig(default_bucket="models"))
+    assert fact is not None and fact.uri == "s3://models/ctrain/iris/labels/"
+
+    problems: list[Any] = []
+    none_yet = Reading(failure=Failure("DatasetNotFound", "no objects"))
+    assert with_labels("builtin://iris", none_yet, problems) == "builtin://iris"
+    first = with_labels("builtin://iris", Reading("sha256:aa"), problems)
+    second = with_labels("builtin://iris", Reading("sha256:bb"), problems)
+    assert first != second and first is not None and first.startswith("builtin://iris+")
+    assert with_labels("builtin://iris", None, problems) is None  # not read yet: no trigger
+    denied = Reading(failure=Failure("DatasetUnreadable", "denied"))
+    assert with_labels("builtin://iris", denied, problems) is None
+    assert [p.reason for p in problems] == ["DatasetUnreadable"]

@@ -17,10 +17,23 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from ctrain.api import OnPerformanceTrigger, TriggerReason
+from ctrain.api import OnPerformanceTrigger, Reason, TrainingJobSpec, TriggerReason
 from ctrain.api.common import format_time
+from ctrain.controller.config import OperatorConfig
+from ctrain.controller.continuoustraining import builders as build
+from ctrain.controller.storage.clients import location
+from ctrain.controller.storage.facts import DatasetFact, Reading
+from ctrain.feedback import data_identity, labels_root
+from ctrain.registry import Layout
 
-__all__ = ["Degradation", "degradation", "fired", "wait_seconds"]
+__all__ = [
+    "Degradation",
+    "degradation",
+    "fired",
+    "labels_fact",
+    "wait_seconds",
+    "with_labels",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,3 +89,28 @@ def wait_seconds(
         return 0.0
     end = last_trigger + timedelta(seconds=trigger.cooldown_seconds)
     return max(0.0, (end - now).total_seconds())
+
+
+def labels_fact(template: TrainingJobSpec, config: OperatorConfig) -> DatasetFact | None:
+    """The model's labels/ prefix as a fact to follow, when runs train on production rows:
+    a new or replaced label object is new training data."""
+    feedback = template.dataset.feedback
+    if feedback is None or not feedback.enabled:
+        return None
+    where = location(template.storage, config)
+    root = labels_root(Layout(where.bucket, where.prefix), template.model)
+    return DatasetFact(where.endpoint, f"s3://{where.bucket}/{root}")
+
+
+def with_labels(dataset: str, labels: Reading | None, problems: list[build.Problem]) -> str | None:
+    """The data's identity: the dataset's and the labels' (`data_identity`); None (not
+    known yet, so no trigger) until the labels were read, or when reading them failed."""
+    if labels is None:
+        return None
+    if labels.failure is not None:
+        if labels.failure.reason == Reason.DATASET_NOT_FOUND:
+            return data_identity(dataset, None)  # no label uploaded yet
+        problems.append(build.Problem(labels.failure.reason, labels.failure.message))
+        return None
+    value = labels.value if isinstance(labels.value, str) else None
+    return data_identity(dataset, None if value is None else f"labels:{value}")

@@ -195,6 +195,11 @@ class _Pass:
         if triggers.on_new_data is not None and uri.startswith("s3://"):
             dataset = DatasetFact(location(template.storage, self.context.config).endpoint, uri)
             wanted[dataset] = float(triggers.on_new_data.poll_interval_seconds)
+        labels = None
+        if triggers.on_new_data is not None:
+            labels = performance.labels_fact(template, self.context.config)
+            if labels is not None:
+                wanted[labels] = float(triggers.on_new_data.poll_interval_seconds)
         readings = self.context.storage.follow(self.ref, wanted)
         if triggers.on_new_data is not None:
             if dataset is None:
@@ -203,6 +208,11 @@ class _Pass:
                 fields["data_fingerprint"] = data.value if isinstance(data.value, str) else None
                 if data.failure is not None:
                     problems.append(build.Problem(data.failure.reason, data.failure.message))
+            if labels is not None and fields.get("data_fingerprint") is not None:
+                identity = performance.with_labels(
+                    fields["data_fingerprint"], readings[labels], problems
+                )
+                fields["data_fingerprint"] = identity
         reading = readings[champion]
         if tracking.finished is not None:
             # The run that just finished may have moved the champion: read it now.
