@@ -101,3 +101,21 @@ def test_replace_without_labelled_rows_fails_as_invalid_data(
     code, message, _ = run_train(_spec(bucket, mode="Replace"), tmp_path / "t")
     assert (code, message["reason"]) == (11, "DataValidationFailed")
     assert "no labelled production rows" in message["message"]
+
+
+def test_a_feature_left_out_of_the_log_fails_the_run_as_invalid(
+    run_train: TrainCli, s3_client: S3Client, bucket: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC) - timedelta(minutes=2)
+    rows = [iris_row(f"r{i}", "1", now, "setosa") for i in range(5)]
+    features = ["sepal_length", "sepal_width", "petal_length"]  # petal_width excluded
+    table = log_table(
+        [{k: v for k, v in r.items() if k != "petal_width"} for r in rows], features=features
+    )
+    put_log(s3_client, bucket, table, day=now, name="pod-a-1")
+    put_labels(s3_client, bucket, "l.csv", pd.DataFrame({"id": ["r0"], "target": ["setosa"]}))
+
+    code, message, _ = run_train(_spec(bucket), tmp_path / "t")
+
+    assert (code, message["reason"]) == (10, "InvalidSpec")
+    assert "petal_width" in message["message"]
