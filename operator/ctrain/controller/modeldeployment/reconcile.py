@@ -269,7 +269,10 @@ def _write(
             condition.type == ConditionType.PERFORMANCE_DEGRADED
             and condition.reason != Reason.PERFORMANCE_NOT_CHECKED
         ):
-            warning = condition.status != "False"
+            # Missing labels are expected for a while; a failed check or a degradation is not.
+            warning = condition.status == "True" or (
+                condition.reason == Reason.PERFORMANCE_CHECK_FAILED
+            )
             message = f"PerformanceDegraded={condition.status}: {condition.message}"
             events.append((condition.reason, message, warning))
     post_events(context, body, events)
