@@ -5,10 +5,13 @@
 3. wait for the first model to be trained, blessed and served; send predictions
 4. upload better data: a new run, a better model, promoted and rolled out
 5. send shifted traffic: drift is detected and triggers a retrain
-6. print the model versions, and leave the sandbox running to explore
+6. concept drift: the labels change meaning while the inputs look the same; live accuracy
+   drops, the loop retrains on the labelled production rows, accuracy recovers
+7. print the model versions, and leave the sandbox running to explore
 """
 
 import io
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +24,7 @@ import numpy as np
 from kubernetes import client, config
 from sklearn.datasets import load_iris
 
+from ctrain.feedback import read_history
 from ctrain.registry import Registry
 from ctrain_dev.sandbox import operator as sandbox_operator
 from ctrain_dev.sandbox import sandbox
@@ -28,6 +32,9 @@ from ctrain_dev.sandbox import sandbox
 HERE = Path(__file__).parent / "demo"
 NAMESPACE = "default"
 SERVING = "ctrain.dev/modeldeployment=iris-serving"
+CLASSES = np.asarray(["setosa", "versicolor", "virginica"], dtype=object)
+# Concept drift: what was called setosa is now called versicolor, and so on.
+RENAMED = {"setosa": "versicolor", "versicolor": "virginica", "virginica": "setosa"}
 T = TypeVar("T")
 started = time.monotonic()
 
@@ -147,7 +154,9 @@ def main() -> None:
         timeout=300,
     )
 
-    print_versions(registry, custom)
+    concept_drift(state, s3, core, serving_status, training_jobs(custom))
+
+    print_versions(registry, s3, custom)
     print("""
 The sandbox keeps running. Explore it:
   eval "$(.venv/bin/ctrain dev env)"
@@ -155,6 +164,87 @@ The sandbox keeps running. Explore it:
   kubectl describe md iris-serving        # the rollout story as Events
   .venv/bin/ctrain models list iris       # the registry
 Stop it with `make demo-down`.""")
+
+
+def labelled_traffic(core: client.CoreV1Api, s3: Any, batch: str) -> None:
+    """Every iris row once, each request with its own id; then the labels, as the business
+    learns them later, uploaded where the operator's checks and the trainer find them."""
+    data = load_iris()
+    ids = [f"{batch}-{i}" for i in range(len(data.data))]
+    for request_id, row in zip(ids, data.data, strict=True):
+        send(core, row.reshape(1, 4), request_id=request_id)
+    time.sleep(6)  # the servers write their prediction logs every 5 s
+    labels = [RENAMED[c] for c in CLASSES[data.target]]
+    body = "id,species\n" + "".join(f"{i},{y}\n" for i, y in zip(ids, labels, strict=True))
+    s3.put_object(Bucket="models", Key=f"ctrain/iris/labels/{batch}.csv", Body=body.encode())
+    say(f"uploaded {len(ids)} labels to s3://models/ctrain/iris/labels/{batch}.csv")
+
+
+def concept_drift(
+    state: Any,
+    s3: Any,
+    core: client.CoreV1Api,
+    serving_status: Callable[[], dict[str, Any]],
+    runs_before: list[dict[str, Any]],
+) -> None:
+    """Chapter 6: the labels change meaning; drift cannot see it, live accuracy can."""
+    say("concept drift: from now on the business calls a setosa 'versicolor' (and so on)")
+    say(
+        "the old data no longer holds: the loop is told to train on labelled production "
+        "rows alone (dataset.feedback.mode Replace)"
+    )
+    patch = {"spec": {"template": {"spec": {"dataset": {"feedback": {"mode": "Replace"}}}}}}
+    sandbox_operator.kubectl(
+        state, "patch", "-n", NAMESPACE, "continuoustraining", "iris", "--type", "merge",
+        "-p", json.dumps(patch),
+    )  # fmt: skip
+    old = serving_status()["currentVersion"]
+    labelled_traffic(core, s3, "concept-1")
+    degraded = wait(
+        "the live accuracy check to judge the labelled predictions",
+        lambda: (
+            (p := serving_status().get("performance") or {}).get("degraded") is True
+            and p.get("version") == old
+            and p
+        ),
+        timeout=240,
+    )
+    drift = serving_status().get("drift") or {}
+    say(
+        f"version {old}: live accuracy {degraded['value']:.2f} on {degraded['labelled']} "
+        f"labelled predictions, below {degraded['threshold']}: PerformanceDegraded "
+        f"(input drift score {drift.get('score', 0):.2f}: the inputs look as before)"
+    )
+    renewed = wait(
+        "the performance-triggered run to train on production rows and roll out",
+        lambda: (
+            (s := serving_status()).get("currentVersion") not in (None, old)
+            and s.get("phase") == "Available"
+            and s
+        ),
+        timeout=480,
+    )
+    new = renewed["currentVersion"]
+    say(f"serving version {new}, trained on the labelled production rows")
+    wait(
+        f"the pods of version {old} to stop",
+        lambda: all(
+            p.metadata.labels.get("ctrain.dev/model-version") == new
+            for p in core.list_namespaced_pod(NAMESPACE, label_selector=SERVING).items
+        ),
+    )
+    predict(core, "the retrained model")
+    labelled_traffic(core, s3, "concept-2")
+    recovered = wait(
+        "live accuracy of the retrained version",
+        lambda: (
+            (p := serving_status().get("performance") or {}).get("version") == new
+            and p.get("degraded") is False
+            and p
+        ),
+        timeout=240,
+    )
+    say(f"version {new}: live accuracy {recovered['value']:.2f}: recovered")
 
 
 def serving_ips(core: client.CoreV1Api) -> list[str]:
@@ -169,9 +259,9 @@ def serving_ips(core: client.CoreV1Api) -> list[str]:
     ]
 
 
-def send(core: client.CoreV1Api, rows: np.ndarray) -> dict[str, Any]:
+def send(core: client.CoreV1Api, rows: np.ndarray, request_id: str | None = None) -> dict[str, Any]:
     """One inference request to a ready serving pod (there is no kube-proxy in the sandbox)."""
-    body = {
+    body: dict[str, Any] = {
         "inputs": [
             {
                 "name": "input-0",
@@ -181,6 +271,8 @@ def send(core: client.CoreV1Api, rows: np.ndarray) -> dict[str, Any]:
             }
         ]
     }
+    if request_id is not None:
+        body["id"] = request_id  # the key labels are joined on
     for attempt in range(10):
         ips = serving_ips(core)
         if ips:
@@ -215,7 +307,7 @@ def training_jobs(custom: client.CustomObjectsApi) -> list[dict[str, Any]]:
     return sorted(items["items"], key=lambda tj: tj["metadata"]["creationTimestamp"])
 
 
-def print_versions(registry: Registry, custom: client.CustomObjectsApi) -> None:
+def print_versions(registry: Registry, s3: Any, custom: client.CustomObjectsApi) -> None:
     triggers = {
         (tj.get("status") or {}).get("modelVersion"): tj["metadata"]["labels"].get(
             "ctrain.dev/trigger-reason", "?"
@@ -223,14 +315,22 @@ def print_versions(registry: Registry, custom: client.CustomObjectsApi) -> None:
         for tj in training_jobs(custom)
     }
     champion = registry.champion("iris")
-    print(f"\n{'VERSION':<8}{'TRIGGER':<10}{'ACCURACY':>9}{'F1':>8}  {'BLESSED':<8}CHAMPION")
+    layout = registry.layout
+    print(
+        f"\n{'VERSION':<8}{'TRIGGER':<12}{'ACCURACY':>9}{'F1':>8}{'LIVE ACC':>10}"
+        f"{'LABELLED':>10}  {'BLESSED':<8}CHAMPION"
+    )
     for version in registry.list_versions("iris"):
         meta = registry.metadata("iris", version)
         metrics = meta.metrics
+        history = read_history(s3, layout, "iris", version)
+        point = history.latest if history is not None else None
+        live = "-" if point is None or point.value is None else f"{point.value:.3f}"
+        labelled = "-" if point is None else str(point.labelled)
         print(
-            f"{version:<8}{triggers.get(version, '?'):<10}{metrics.get('accuracy', 0):>9.3f}"
-            f"{metrics.get('f1_macro', 0):>8.3f}  {str(meta.blessed).lower():<8}"
-            f"{'*' if version == champion else ''}"
+            f"{version:<8}{triggers.get(version, '?'):<12}{metrics.get('accuracy', 0):>9.3f}"
+            f"{metrics.get('f1_macro', 0):>8.3f}{live:>10}{labelled:>10}  "
+            f"{str(meta.blessed).lower():<8}{'*' if version == champion else ''}"
         )
 
 

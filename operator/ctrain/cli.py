@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "train": "ctrain.commands.train:train",
     "serve": "ctrain.commands.serve:serve",
     "models": "ctrain.commands.models:models",
+    "evaluate-live": "ctrain.commands.evaluate_live:evaluate_live",
 }
 PLUGIN_GROUP = "ctrain.commands"
 

@@ -230,6 +230,8 @@ def test_training_job_spec_is_immutable_but_a_template_is_not() -> None:
         (TrainingJob, "spec.evaluation.testSize", "self > 0.0 && self < 1.0"),
         (TrainingJob, "spec.dataset", "has(self.target)"),
         (ModelDeployment, "spec.strategy", "self.type == 'Canary'"),
+        (ModelDeployment, "spec.monitoring", "self.predictionLog.enabled"),
+        (ModelDeployment, "spec.monitoring.performance", "has(self.threshold)"),
         (ContinuousTraining, "spec.template.spec.evaluation.testSize", "self < 1.0"),
     ],
 )

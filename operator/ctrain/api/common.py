@@ -140,6 +140,7 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     DRIFT_DETECTED = "DriftDetected"
+    PERFORMANCE_DEGRADED = "PerformanceDegraded"
     # ContinuousTraining
     RUNNING = "Running"
 
@@ -195,6 +196,11 @@ class Reason(StrEnum):
     DRIFT_DETECTED = "DriftDetected"
     NO_DRIFT = "NoDrift"
     NOT_ENOUGH_SAMPLES = "NotEnoughSamples"
+    WORSE_THAN_THRESHOLD = "WorseThanThreshold"
+    WITHIN_THRESHOLD = "WithinThreshold"
+    NOT_ENOUGH_LABELS = "NotEnoughLabels"
+    PERFORMANCE_NOT_CHECKED = "PerformanceNotChecked"
+    PERFORMANCE_CHECK_FAILED = "PerformanceCheckFailed"
     # ContinuousTraining
     SUSPENDED = "Suspended"
     IDLE = "Idle"

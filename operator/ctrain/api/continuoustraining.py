@@ -13,6 +13,7 @@ __all__ = [
     "ContinuousTrainingSpec",
     "OnDriftTrigger",
     "OnNewDataTrigger",
+    "OnPerformanceTrigger",
     "TrainingJobTemplate",
     "TriggersSpec",
 ]
@@ -48,6 +49,23 @@ class OnDriftTrigger(ApiModel):
     )
 
 
+class OnPerformanceTrigger(ApiModel):
+    """Start a run when a ModelDeployment reports degraded live performance."""
+
+    deployment: str = Field(
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="Name of a ModelDeployment in the same namespace (with "
+        "monitoring.performance enabled).",
+    )
+    cooldown_seconds: Int32 = Field(
+        default=3600,
+        ge=0,
+        description="Seconds after a performance-started run before the next; and each "
+        "degradation episode starts at most one run.",
+    )
+
+
 class TriggersSpec(ApiModel):
     """What starts a run. With none, runs start only by hand (annotation ctrain.dev/trigger)."""
 
@@ -72,6 +90,10 @@ class TriggersSpec(ApiModel):
         description="Whether schedule and drift triggers start a run on data already "
         "trained on (the same dataset fingerprint). By default they are skipped with "
         "reason NoNewData. Manual and new-data runs are never skipped.",
+    )
+    on_performance: OnPerformanceTrigger | None = Field(
+        default=None,
+        description="Run when a ModelDeployment reports degraded live performance (labels).",
     )
 
     @field_validator("schedule")

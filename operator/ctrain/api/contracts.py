@@ -1,6 +1,6 @@
 """The JSON documents ctrain's processes hand each other, one model per document.
 
-Besides the CRDs, four documents cross process boundaries (docs/contracts.md); each is
+Besides the CRDs, these documents cross process boundaries (docs/contracts.md); each is
 written and read through the model here, so producer and consumer cannot drift apart:
 
 - `TrainerResult` (`TrainingSucceeded` or `TrainingFailed`): the trainer's termination
@@ -9,7 +9,11 @@ written and read through the model here, so producer and consumer cannot drift a
   registry, read by the server, the operator, the trainer (the champion) and `ctrain models`;
 - `Reference`: a version's reference.json, the training-data statistics the server
   measures drift against;
-- `DriftReport`: the server's `GET /drift`, read by the operator's probe.
+- `DriftReport`: the server's `GET /drift`, read by the operator's probe;
+- `PerformanceMeasured` or `PerformanceFailed`: the termination message of the
+  live-performance pod (`ctrain evaluate-live`), read by the operator;
+- `PerformanceHistory`: a version's performance.json, the bounded history of its live
+  performance, written by that pod, read by `ctrain models` and reports.
 
 The wire is camelCase, like the CRDs. Reading is tolerant, for forward compatibility:
 fields a newer producer adds are ignored (metadata.json keeps them, so `ctrain models
@@ -19,7 +23,7 @@ metadata.json). Fields marked "omitted when unset" are left out of the JSON, not
 """
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
@@ -36,12 +40,20 @@ __all__ = [
     "EstimatorRecord",
     "ModelMetadata",
     "NumericReference",
+    "PerformanceFailed",
+    "PerformanceHistory",
+    "PerformanceMeasured",
+    "PerformancePoint",
+    "PerformanceResult",
+    "ProductionRecord",
     "Reference",
     "Rejection",
     "SplitRecord",
     "TrainerResult",
     "TrainingFailed",
     "TrainingSucceeded",
+    "VersionPerformance",
+    "parse_performance_result",
     "parse_trainer_result",
 ]
 
@@ -167,12 +179,33 @@ class EstimatorRecord(Contract):
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
 
 
+class ProductionRecord(Contract):
+    """Labelled production rows a version was trained on (`dataset.feedback`)."""
+
+    mode: Literal["Append", "Replace"] = Field(description="Append or Replace.")
+    window_seconds: int = Field(description="Seconds of logged predictions joined.")
+    base_rows: int = Field(description="Rows of the base data set trained on (0: Replace).")
+    production_rows: int = Field(description="Labelled production rows added.")
+    labelled: int = Field(description="Labelled predictions found in the window.")
+    samples: int = Field(description="Logged predictions in the window.")
+    truncated: bool = Field(description="Whether maxRows left out older labelled rows.")
+    fingerprint: str = Field(description="sha256 of the production rows' content.")
+
+
 class DatasetRecord(Contract):
     """The data a version was trained on."""
 
     uri: str = Field(description="s3:// or builtin:// URI.")
-    fingerprint: str = Field(description="sha256 of the data, e.g. sha256:ab12...")
-    rows: int = Field(description="Rows read.")
+    fingerprint: str = Field(
+        description="sha256 of the data, e.g. sha256:ab12... (with production rows: of "
+        "the base data set's fingerprint and the production rows' content)."
+    )
+    rows: int = Field(description="Rows trained and evaluated on.")
+    production: ProductionRecord | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Where the rows came from, when labelled production rows were used.",
+    )
 
 
 class SplitRecord(Contract):
@@ -323,3 +356,100 @@ class DriftReport(Contract):
     )
     reference: str | None = Field(description="Where reference.json was read from.")
     computed_at: Time = Field(description="When the report was computed.")
+
+
+# --- live performance: the evaluate-live pod's termination message, performance.json -----
+
+
+class VersionPerformance(Contract):
+    """One model version's live performance over the window."""
+
+    version: str = Field(description="The model version that made the predictions.")
+    value: float | None = Field(
+        description="The metric over the labelled predictions; null when none is labelled."
+    )
+    samples: int = Field(description="Logged predictions of the version in the window.")
+    labelled: int = Field(description="Of those, predictions with a label.")
+    used: int | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Labelled predictions the value was computed on, when fewer than "
+        "`labelled` (the row bound; omitted when all were used).",
+    )
+
+
+class PerformanceMeasured(Contract):
+    """A finished live-performance check (`ctrain evaluate-live`'s termination message).
+
+    Kept under the kubelet's 4096 bytes by listing at most `MAX_VERSIONS` versions (the
+    newest); performance.json of each version has every metric and the history.
+    """
+
+    MAX_VERSIONS: ClassVar[int] = 16
+
+    ok: Literal[True] = True
+    model: str = Field(description="Registry name of the model.")
+    metric: str | None = Field(
+        description="The metric computed, e.g. accuracy (null when the model has no version)."
+    )
+    checked_at: Time = Field(description="The end of the window: when the check ran.")
+    window_seconds: int = Field(description="Seconds of predictions read, up to checkedAt.")
+    samples: int = Field(description="Logged predictions in the window, every version.")
+    labelled: int = Field(description="Of those, predictions with a label.")
+    versions: list[VersionPerformance] = Field(
+        default_factory=list, description="Per version, newest first."
+    )
+    skipped_objects: int = Field(
+        default=0, description="Label or prediction objects that could not be read."
+    )
+
+
+class PerformanceFailed(Contract):
+    """A check that could not run: a reason (InvalidSpec, StorageError, ...) and a message."""
+
+    ok: Literal[False] = False
+    reason: str = Field(description="CamelCase reason, e.g. StorageError.")
+    message: str = Field(description="What went wrong.")
+
+
+PerformanceResult = Annotated[PerformanceMeasured | PerformanceFailed, Field(discriminator="ok")]
+_PERFORMANCE_RESULT: TypeAdapter[PerformanceMeasured | PerformanceFailed] = TypeAdapter(
+    PerformanceResult
+)
+
+
+def parse_performance_result(data: str | bytes) -> PerformanceMeasured | PerformanceFailed:
+    """The live-performance termination message as a model; raises pydantic.ValidationError."""
+    return _PERFORMANCE_RESULT.validate_json(data)
+
+
+class PerformancePoint(Contract):
+    """One check of one version, as kept in performance.json."""
+
+    checked_at: Time = Field(description="When the check ran (the window's end).")
+    window_seconds: int = Field(description="Seconds of predictions read.")
+    metric: str = Field(description="The metric the check was asked for.")
+    value: float | None = Field(description="Its value; null when nothing was labelled.")
+    samples: int = Field(description="Logged predictions of the version in the window.")
+    labelled: int = Field(description="Of those, predictions with a label.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Every metric computed (the asked one and the task's defaults).",
+    )
+
+
+class PerformanceHistory(Contract):
+    """performance.json of a version: its live performance over time, oldest first.
+
+    Bounded: the writer keeps the newest `limit` points (`ctrain.feedback.history`).
+    """
+
+    model: str = Field(description="Registry name of the model.")
+    version: str = Field(description="The version measured.")
+    history: list[PerformancePoint] = Field(
+        default_factory=list, description="Checks, oldest first."
+    )
+
+    @property
+    def latest(self) -> PerformancePoint | None:
+        return self.history[-1] if self.history else None

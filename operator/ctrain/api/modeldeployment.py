@@ -1,9 +1,10 @@
 """The ModelDeployment spec: which model version to serve, how to roll it out, what to watch."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from ctrain.api.catalog import Metric
 from ctrain.api.common import ApiModel, Int32, StorageSpec, model_name_field, resources_field
 
 __all__ = [
@@ -11,8 +12,14 @@ __all__ = [
     "DriftMonitoringSpec",
     "ModelDeploymentSpec",
     "MonitoringSpec",
+    "PerformanceMonitoringSpec",
+    "PredictionLogSpec",
     "StrategySpec",
 ]
+
+# The longest window a live-performance check or a feedback run reads (one S3 listing per
+# day of the window): 90 days.
+MAX_WINDOW_SECONDS = 90 * 86400
 
 
 class CanarySpec(ApiModel):
@@ -93,12 +100,122 @@ class DriftMonitoringSpec(ApiModel):
     interval_seconds: Int32 = Field(default=60, ge=10, description="Seconds between drift checks.")
 
 
+class PredictionLogSpec(ApiModel):
+    """Sampled requests and their predictions written to the registry storage (Parquet),
+    for the join with labels that arrive later (docs/api.md, "Prediction logs")."""
+
+    enabled: bool = Field(default=False, description="Whether serving pods log predictions.")
+    sample_rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of requests logged, 0 to 1 (all rows of a request, or none).",
+    )
+    flush_seconds: Int32 = Field(
+        default=30,
+        ge=5,
+        le=3600,
+        description="Seconds between writes of the buffered rows (at least 5); a pod "
+        "also writes what it holds when it stops.",
+    )
+    exclude_columns: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Features never written to the log (e.g. personal data). A model "
+        "retrained on feedback needs its features logged.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class PerformanceMonitoringSpec(ApiModel):
+    """Live performance: the served model's metric on logged predictions joined with the
+    labels uploaded under <prefix>/<model>/labels/, checked by a pod the operator runs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!self.enabled || has(self.threshold)",
+                    "message": "performance.threshold is required when performance is enabled",
+                }
+            ]
+        }
+    )
+
+    enabled: bool = Field(default=False, description="Whether live performance is checked.")
+    metric: Metric | None = Field(
+        default=None,
+        description="Metric to compute, one the trainer knows and that fits the model's "
+        "task. Default: accuracy (classification) or r2 (regression).",
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="Worst acceptable value of the metric: below it (above it for errors "
+        "and losses such as rmse) performance is degraded. Required when enabled.",
+    )
+    min_samples: Int32 = Field(
+        default=100,
+        ge=1,
+        description="Labelled predictions needed before performance is judged; with fewer "
+        "the PerformanceDegraded condition is Unknown (NotEnoughLabels).",
+    )
+    window_seconds: Int32 = Field(
+        default=86400,
+        ge=60,
+        le=MAX_WINDOW_SECONDS,
+        description="Seconds of logged predictions (by request time) each check reads.",
+    )
+    interval_seconds: Int32 = Field(
+        default=300,
+        ge=30,
+        description="Seconds between checks (at least 30).",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_when_enabled(self) -> "PerformanceMonitoringSpec":
+        if self.enabled and self.threshold is None:
+            raise ValueError("performance.threshold is required when performance is enabled")
+        return self
+
+
 class MonitoringSpec(ApiModel):
     """What the operator watches on the serving pods."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.performance) || !self.performance.enabled || "
+                    "(has(self.predictionLog) && self.predictionLog.enabled)",
+                    "message": "performance needs predictionLog.enabled: true",
+                }
+            ]
+        }
+    )
 
     drift: DriftMonitoringSpec = Field(
         default_factory=DriftMonitoringSpec, description="Input drift detection."
     )
+    prediction_log: PredictionLogSpec | None = Field(
+        default=None, description="Logging of sampled predictions to the registry storage."
+    )
+    performance: PerformanceMonitoringSpec | None = Field(
+        default=None, description="Live performance from labels (needs predictionLog)."
+    )
+
+    @model_validator(mode="after")
+    def _performance_needs_the_log(self) -> "MonitoringSpec":
+        if self.performance_enabled and not self.prediction_log_enabled:
+            raise ValueError("performance needs predictionLog.enabled: true")
+        return self
+
+    @property
+    def prediction_log_enabled(self) -> bool:
+        return self.prediction_log is not None and self.prediction_log.enabled
+
+    @property
+    def performance_enabled(self) -> bool:
+        return self.performance is not None and self.performance.enabled
 
 
 class ModelDeploymentSpec(ApiModel):

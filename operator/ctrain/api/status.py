@@ -24,6 +24,7 @@ __all__ = [
     "LastTriggered",
     "ModelDeploymentPhase",
     "ModelDeploymentStatus",
+    "PerformanceStatus",
     "TrainingJobPhase",
     "TrainingJobStatus",
     "TriggerReason",
@@ -64,6 +65,7 @@ class TriggerReason(StrEnum):
     SCHEDULE = "Schedule"
     NEW_DATA = "NewData"
     DRIFT = "Drift"
+    PERFORMANCE = "Performance"
 
 
 class ComparisonVerdict(StrEnum):
@@ -290,6 +292,37 @@ class CanaryAnalysis(StatusModel):
     message: str | None = Field(default=None, description="The verdict in words.")
 
 
+class PerformanceStatus(StatusModel):
+    """The latest live-performance check: the served version's metric on labelled predictions."""
+
+    version: str | None = Field(default=None, description="The model version measured.")
+    metric: str | None = Field(default=None, description="The metric, e.g. accuracy.")
+    value: float | None = Field(
+        default=None, description="The metric over the labelled predictions of the window."
+    )
+    threshold: float | None = Field(default=None, description="The threshold it is judged by.")
+    samples: Int64 | None = Field(
+        default=None, ge=0, description="Logged predictions of the version in the window."
+    )
+    labelled: Int64 | None = Field(
+        default=None, ge=0, description="Of those, predictions with a label (the value's basis)."
+    )
+    window_seconds: Int64 | None = Field(
+        default=None, ge=0, description="Seconds of predictions read, up to checkedAt."
+    )
+    checked_at: Time | None = Field(default=None, description="When the check ran.")
+    degraded: bool | None = Field(
+        default=None,
+        description="Whether the value is worse than the threshold; null when it cannot be "
+        "judged (fewer than minSamples labelled predictions, or the check failed).",
+    )
+    degraded_since: Time | None = Field(
+        default=None,
+        description="When this version's current degradation began (null when not degraded): "
+        "one episode, which starts at most one retraining run.",
+    )
+
+
 class ModelDeploymentStatus(StatusModel):
     """Observed state of a ModelDeployment."""
 
@@ -328,6 +361,9 @@ class ModelDeploymentStatus(StatusModel):
     )
     endpoint: str | None = Field(default=None, description="In-cluster URL of the Service.")
     drift: DriftStatus | None = Field(default=None, description="The latest drift check.")
+    performance: PerformanceStatus | None = Field(
+        default=None, description="The latest live-performance check."
+    )
 
 
 class LastTriggered(StatusModel):
@@ -335,7 +371,7 @@ class LastTriggered(StatusModel):
 
     time: Time | None = Field(default=None, description="When the run was triggered.")
     reason: TriggerReason | None = Field(
-        default=None, description="Manual, Schedule, NewData or Drift."
+        default=None, description="Manual, Schedule, NewData, Drift or Performance."
     )
     detail: str | None = Field(default=None, description="Details, e.g. the new data ETag.")
     skipped: str | None = Field(
@@ -389,4 +425,12 @@ class ContinuousTrainingStatus(StatusModel):
     )
     last_drift_trigger_time: Time | None = Field(
         default=None, description="When drift last started a run (for the cooldown)."
+    )
+    last_performance_trigger_time: Time | None = Field(
+        default=None, description="When degraded performance last started a run (cooldown)."
+    )
+    performance_episode: str | None = Field(
+        default=None,
+        description="The degradation episode that last started a run (version@degradedSince); "
+        "an episode starts at most one run.",
     )

@@ -26,6 +26,7 @@ __all__ = [
     "EstimatorSpec",
     "EvaluationSpec",
     "Expectations",
+    "FeedbackSpec",
     "Gate",
     "SignificanceSpec",
     "TrainingJobSpec",
@@ -61,6 +62,31 @@ class Expectations(ApiModel):
     columns: dict[str, ColumnExpectation] = Field(
         default_factory=dict,
         description="Expectations per column name; a listed column must exist.",
+    )
+
+
+class FeedbackSpec(ApiModel):
+    """Labelled production rows: the model's logged predictions joined with the labels
+    uploaded under <prefix>/<model>/labels/ (docs/api.md, "Ground truth")."""
+
+    enabled: bool = Field(default=False, description="Whether production rows are used.")
+    window_seconds: Int64 = Field(
+        default=604800,
+        ge=60,
+        le=90 * 86400,
+        description="Seconds of logged predictions (by request time, up to the run's start) "
+        "whose labelled rows are used.",
+    )
+    mode: Literal["Append", "Replace"] = Field(
+        default="Append",
+        description="Append adds the production rows to the dataset; Replace trains on "
+        "them alone (the dataset then only names the target and features).",
+    )
+    max_rows: Int64 = Field(
+        default=100000,
+        ge=1,
+        le=10_000_000,
+        description="Most production rows used (the newest); bounds the run's memory.",
     )
 
 
@@ -101,6 +127,14 @@ class DatasetSpec(ApiModel):
     expectations: Expectations | None = Field(
         default=None, description="Data validation before training."
     )
+    feedback: FeedbackSpec | None = Field(
+        default=None,
+        description="Add labelled production rows (logged predictions joined with labels).",
+    )
+
+    @property
+    def feedback_enabled(self) -> bool:
+        return self.feedback is not None and self.feedback.enabled
 
     @model_validator(mode="after")
     def _check_source(self) -> "DatasetSpec":

@@ -37,6 +37,7 @@ from ctrain.api.continuoustraining import (
     ContinuousTrainingSpec,
     OnDriftTrigger,
     OnNewDataTrigger,
+    OnPerformanceTrigger,
     TrainingJobTemplate,
     TriggersSpec,
 )
@@ -45,6 +46,8 @@ from ctrain.api.modeldeployment import (
     DriftMonitoringSpec,
     ModelDeploymentSpec,
     MonitoringSpec,
+    PerformanceMonitoringSpec,
+    PredictionLogSpec,
     StrategySpec,
 )
 from ctrain.api.status import (
@@ -57,6 +60,7 @@ from ctrain.api.status import (
     LastTriggered,
     ModelDeploymentPhase,
     ModelDeploymentStatus,
+    PerformanceStatus,
     TrainingJobPhase,
     TrainingJobStatus,
     TriggerReason,
@@ -68,6 +72,7 @@ from ctrain.api.trainingjob import (
     EstimatorSpec,
     EvaluationSpec,
     Expectations,
+    FeedbackSpec,
     Gate,
     SignificanceSpec,
     TrainingJobSpec,
@@ -101,6 +106,7 @@ __all__ = [
     "EstimatorSpec",
     "EvaluationSpec",
     "Expectations",
+    "FeedbackSpec",
     "Gate",
     "GateResult",
     "LastTriggered",
@@ -112,6 +118,10 @@ __all__ = [
     "MonitoringSpec",
     "OnDriftTrigger",
     "OnNewDataTrigger",
+    "OnPerformanceTrigger",
+    "PerformanceMonitoringSpec",
+    "PerformanceStatus",
+    "PredictionLogSpec",
     "Reason",
     "Resource",
     "SignificanceSpec",
@@ -195,7 +205,8 @@ class ModelDeployment(Resource):
 
 
 class ContinuousTraining(Resource):
-    """The continuous-training loop: TrainingJobs on a schedule, on new data or on drift."""
+    """The continuous-training loop: TrainingJobs on a schedule, on new data, on drift or on
+    degraded live performance."""
 
     KIND = "ContinuousTraining"
     SINGULAR = "continuoustraining"

@@ -20,17 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from pythonjsonlogger.json import JsonFormatter
 
 from ctrain.api import Reason, StorageSpec
-from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time
+from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 from ctrain.api.contracts import TrainingFailed, TrainingSucceeded
+from ctrain.commands.logsetup import configure_logging
 from ctrain.storage import S3Client, make_s3_client
 
 __all__ = ["train"]
@@ -38,58 +36,6 @@ __all__ = ["train"]
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
 log = logging.getLogger("ctrain.train")
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at emit time (click's test runner swaps it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - logging must not break the run; handleError reports
-            self.handleError(record)
-
-
-class _Formatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return format_time(datetime.fromtimestamp(record.created, UTC))
-
-    def format(self, record: logging.LogRecord) -> str:
-        # One event per line, so log collectors never split a message.
-        return super().format(record).replace("\n", " | ")
-
-
-class _JsonFormatter(JsonFormatter):
-    """The operator's (kopf's) JSON log fields, so one pipeline parses every ctrain role."""
-
-    def add_fields(
-        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
-        super().add_fields(log_record, record, message_dict)
-        level = record.levelno
-        log_record["severity"] = (
-            "debug" if level <= logging.DEBUG else
-            "info" if level <= logging.INFO else
-            "warn" if level <= logging.WARNING else
-            "error" if level <= logging.ERROR else
-            "fatal"
-        )  # fmt: skip
-
-
-def _configure_logging(log_format: str) -> None:
-    logger = logging.getLogger("ctrain")
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
-        logger.removeHandler(handler)
-    handler = _StderrHandler()
-    if log_format == "json":
-        handler.setFormatter(
-            _JsonFormatter("%(message)s %(name)s", rename_fields={"name": "logger"}, timestamp=True)
-        )
-    else:
-        handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def _client_for(storage: StorageSpec | None) -> S3Client:
@@ -136,7 +82,7 @@ def train(
     log_format: str,
 ) -> None:
     """Train, evaluate and register one model version from a TrainingJob spec."""
-    _configure_logging(log_format)
+    configure_logging(log_format)
     # The trainer pulls in scikit-learn; keep `ctrain --help` fast.
     from ctrain.trainer import TrainerContext, run
     from ctrain.trainer.errors import EXIT_INVALID_SPEC

@@ -27,6 +27,10 @@ class OperatorConfig:
     # How often a followed champion alias is read again (a conditional request): the delay
     # before a champion moved outside the cluster (`ctrain models promote`) rolls out.
     registry_poll_seconds: float = 5.0
+    # Server-side encryption of the objects the operator's pods write (prediction logs,
+    # performance.json): `AES256` or `aws:kms`; None writes with the bucket's default.
+    s3_sse: str | None = None
+    s3_sse_kms_key_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":
@@ -46,4 +50,6 @@ class OperatorConfig:
             registry_poll_seconds=float(
                 env.get("CTRAIN_REGISTRY_POLL_SECONDS", defaults.registry_poll_seconds)
             ),
+            s3_sse=env.get("CTRAIN_S3_SSE") or None,
+            s3_sse_kms_key_id=env.get("CTRAIN_S3_SSE_KMS_KEY_ID") or None,
         )

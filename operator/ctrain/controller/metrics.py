@@ -7,11 +7,13 @@ started and finished, promotions and rollbacks: what an SRE graphs and alerts on
 import threading
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
+    "MODEL_PERFORMANCE",
+    "PERFORMANCE_DEGRADED",
     "PHASES",
     "PROMOTIONS",
     "RECONCILE_ERRORS",
@@ -49,6 +51,22 @@ PROMOTIONS = Counter(
 )
 ROLLBACKS = Counter(
     "ctrain_rollbacks", "Serving rollouts undone, by kind of failure", ["reason"], registry=REGISTRY
+)
+
+# Live performance (status.performance): each version's metric on labelled predictions, as
+# the last check of a ModelDeployment measured it, and whether PerformanceDegraded is True
+# (0 when it is False or Unknown: the alert fires on evidence only).
+MODEL_PERFORMANCE = Gauge(
+    "ctrain_model_performance",
+    "Live performance of a model version on its labelled predictions",
+    ["namespace", "deployment", "model", "version", "metric"],
+    registry=REGISTRY,
+)
+PERFORMANCE_DEGRADED = Gauge(
+    "ctrain_model_performance_degraded",
+    "1 while the ModelDeployment's PerformanceDegraded condition is True, else 0",
+    ["namespace", "deployment", "model"],
+    registry=REGISTRY,
 )
 
 

@@ -8,7 +8,7 @@ Transient failures were already retried by botocore's standard retry mode.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -91,8 +91,12 @@ class ObjectStore:
         content_type: str = "application/octet-stream",
         if_none_match: bool = False,
         if_match: str | None = None,
+        encryption: Mapping[str, str] | None = None,
     ) -> None:
-        """Write an object; with a condition, raise ConditionFailed when it does not hold."""
+        """Write an object; with a condition, raise ConditionFailed when it does not hold.
+
+        `encryption`: put_object's server-side-encryption arguments
+        (`ctrain.storage.encryption_args`)."""
         extra: dict[str, Any] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
@@ -100,10 +104,12 @@ class ObjectStore:
             extra["IfMatch"] = if_match
         try:
             self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra
-            )
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                **extra, **(encryption or {}),
+            )  # fmt: skip
         except ClientError as exc:
-            if extra and (_code(exc) in _CONFLICT_CODES or _status(exc) in _CONFLICT_STATUSES):
+            lost = _code(exc) in _CONFLICT_CODES or _status(exc) in _CONFLICT_STATUSES
+            if (if_none_match or if_match is not None) and lost:
                 raise ConditionFailed(key) from exc
             raise _unavailable(exc, f"put {self._where(key)}") from exc
         except BotoCoreError as exc:

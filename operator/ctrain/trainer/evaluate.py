@@ -30,6 +30,7 @@ __all__ = [
     "PROBA_METRICS",
     "compute_metrics",
     "evaluate_gates",
+    "score_predictions",
     "target_kind",
     "target_values",
 ]
@@ -66,6 +67,19 @@ def compute_metrics(
     if any(metric in PROBA_METRICS for metric in metrics):
         proba = model.predict_proba(matrix)
     classes = getattr(model, "classes_", None)
+    return score_predictions(metrics, y_true, predicted, proba, classes)
+
+
+def score_predictions(
+    metrics: Sequence[Metric],
+    y_true: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray | None,
+    classes: np.ndarray | None,
+) -> dict[str, float]:
+    """Score predictions already made (a holdout's, or production's joined with labels);
+    `proba` columns follow `classes`. Rounded to `DIGITS` decimals; TrainerError when a
+    metric cannot be computed or is not finite."""
     scores = {}
     for metric in metrics:
         try:

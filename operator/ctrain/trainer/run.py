@@ -37,7 +37,7 @@ from ctrain.api.contracts import (
     TrainingSucceeded,
 )
 from ctrain.api.status import GateResult
-from ctrain.registry import Registry, RegistryError, VersionNotFound
+from ctrain.registry import Layout, Registry, RegistryError, VersionNotFound
 from ctrain.storage import S3Client
 from ctrain.trainer.compare import (
     Challenger,
@@ -52,6 +52,7 @@ from ctrain.trainer.errors import EXIT_RETRYABLE, TrainerError
 from ctrain.trainer.estimators import build_estimator, build_pipeline
 from ctrain.trainer.evaluate import PROBA_METRICS, compute_metrics, evaluate_gates, target_values
 from ctrain.trainer.features import feature_kinds, to_matrix
+from ctrain.trainer.production import with_production_rows
 from ctrain.trainer.reference import compute_reference
 from ctrain.trainer.register import already_registered, promote
 from ctrain.trainer.split import split_holdout
@@ -151,8 +152,14 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
                 return earlier
 
     dataset = load_dataset(spec.dataset, s3)
-    frame, target = dataset.frame, spec.dataset.target_column
-    features = list(spec.dataset.features) or [c for c in frame.columns if c != target]
+    target = spec.dataset.target_column
+    features = list(spec.dataset.features) or [c for c in dataset.frame.columns if c != target]
+    production = None
+    if spec.dataset.feedback is not None and spec.dataset.feedback.enabled:
+        layout = Layout(*ctx.registry_location(spec.storage))
+        combined = with_production_rows(dataset, spec, features, s3, layout, ctx.clock)
+        dataset, production = combined.dataset, combined.record
+    frame = dataset.frame
     log.info("loaded uri=%s rows=%d fingerprint=%s", dataset.uri, dataset.rows, dataset.fingerprint)
 
     validate(frame, spec.dataset.expectations, target=target, features=features, task=spec.task)
@@ -208,7 +215,12 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
         comparison=None if judged is None else judged.comparison,
         blessed=verdict.blessed,
         decision=verdict.before_promotion,
-        dataset=DatasetRecord(uri=dataset.uri, fingerprint=dataset.fingerprint, rows=dataset.rows),
+        dataset=DatasetRecord(
+            uri=dataset.uri,
+            fingerprint=dataset.fingerprint,
+            rows=dataset.rows,
+            production=production,
+        ),
         split=holdout.record,
         package_version=__version__,
         training_job=dict(job),

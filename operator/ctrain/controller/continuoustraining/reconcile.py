@@ -29,6 +29,7 @@ from ctrain.api import (
 from ctrain.api.common import format_time, validation_message
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.continuoustraining import builders as build
+from ctrain.controller.continuoustraining import performance
 from ctrain.controller.continuoustraining.triggers import (
     TRIGGER_ANNOTATION,
     Action,
@@ -181,6 +182,13 @@ class _Pass:
             deployment = triggers.on_drift.deployment
             watched.add(ObjectRef("ModelDeployment", self.ns, deployment))
             fields.update(self._drift(deployment, problems))
+        if triggers.on_performance is not None:
+            deployment = triggers.on_performance.deployment
+            watched.add(ObjectRef("ModelDeployment", self.ns, deployment))
+            md = self._deployment(deployment, "onPerformance", problems)
+            if md is not None:
+                status = md.get("status") or {}
+                fields["degradation"] = performance.degradation(deployment, status)
         self.context.relations.follow(self.ref, watched)
 
         template = spec.template.spec
@@ -193,10 +201,18 @@ class _Pass:
         # Every trigger but a manual one needs the data's fingerprint: new data to see a
         # change, schedule and drift to skip data trained on already (NoNewData).
         polled = bool(triggers.on_new_data or triggers.schedule or triggers.on_drift)
+        interval = float(
+            (triggers.on_new_data.poll_interval_seconds if triggers.on_new_data else None)
+            or DATA_POLL_SECONDS
+        )
         if polled and uri.startswith("s3://"):
             dataset = DatasetFact(location(template.storage, self.context.config).endpoint, uri)
-            interval = triggers.on_new_data.poll_interval_seconds if triggers.on_new_data else None
-            wanted[dataset] = float(interval or DATA_POLL_SECONDS)
+            wanted[dataset] = interval
+        labels = None
+        if polled:  # new labelled production rows are new data too (dataset.feedback)
+            labels = performance.labels_fact(template, self.context.config)
+            if labels is not None:
+                wanted[labels] = interval
         readings = self.context.storage.follow(self.ref, wanted)
         if polled:
             if dataset is None:
@@ -207,6 +223,13 @@ class _Pass:
                     problems.append(build.Problem(data.failure.reason, data.failure.message))
             else:
                 fields["data_unread"] = True
+            if labels is not None and fields.get("data_fingerprint") is not None:
+                identity = performance.with_labels(
+                    fields["data_fingerprint"], readings[labels], problems
+                )
+                fields["data_fingerprint"] = identity
+                if identity is None:  # the labels are not read yet: undecided, not "same"
+                    fields["data_unread"] = True
         reading = readings[champion]
         if tracking.finished is not None:
             # The run that just finished may have moved the champion: read it now.
@@ -214,7 +237,9 @@ class _Pass:
         self._champion(template.model, reading, problems)
         return Observations(**fields)
 
-    def _drift(self, deployment: str, problems: list[build.Problem]) -> dict[str, Any]:
+    def _deployment(
+        self, deployment: str, trigger: str, problems: list[build.Problem]
+    ) -> Body | None:
         md = self.context.store(MODELDEPLOYMENTS).get(self.ns, deployment)
         if md is None:
             md = self.context.remember(
@@ -224,10 +249,15 @@ class _Pass:
             problems.append(
                 build.Problem(
                     Reason.DEPLOYMENT_NOT_FOUND,
-                    f"spec.triggers.onDrift.deployment: ModelDeployment {deployment} does not "
-                    f"exist in namespace {self.ns}",
+                    f"spec.triggers.{trigger}.deployment: ModelDeployment {deployment} does "
+                    f"not exist in namespace {self.ns}",
                 )
             )
+        return md
+
+    def _drift(self, deployment: str, problems: list[build.Problem]) -> dict[str, Any]:
+        md = self._deployment(deployment, "onDrift", problems)
+        if md is None:
             return {}
         drift = (md.get("status") or {}).get("drift") or {}
         score = drift.get("score")
@@ -363,6 +393,13 @@ class _Pass:
             cooldown = (last - self.now).total_seconds() + drift.cooldown_seconds
             if cooldown > 0:
                 waits.append(cooldown)
+        degraded = triggers.on_performance
+        if degraded is not None:
+            left = performance.wait_seconds(
+                degraded, self.status.last_performance_trigger_time, self.now
+            )
+            if left > 0:
+                waits.append(left)
         # A second late rather than early: a slot is only due once its time has passed.
         return min(waits) + 1.0 if waits else None
 

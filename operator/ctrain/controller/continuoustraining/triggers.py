@@ -16,15 +16,20 @@ reconcile repeated after a crash or a restart decides the same thing:
   and `cooldownSeconds` have passed since `status.lastDriftTriggerTime`. The episode ends
   when drift is no longer detected or the served version changes: one episode, one run.
 
-Triggers that fire together start ONE run (reason by priority: Manual, Drift, NewData,
-Schedule) and are all consumed. Every run records the dataset fingerprint it starts on
-(`status.dataVersion`): schedule and drift triggers on a fingerprint already trained are
-skipped with reason NoNewData (`lastTriggered.skipped`) unless `allowSameData` is set;
-manual and new-data runs always run. With a run active, `Replace` replaces the run;
-`Forbid` skips schedule and drift triggers but queues a manual run or new data
-(`status.pendingRun`, and new data stays unconsumed), which start one run as soon as the
-active run ends, on the newest data. While suspended nothing is consumed: like a
-CronJob's missed schedules, pending triggers act once the loop is resumed.
+- performance: the `onPerformance` ModelDeployment reports a new degradation episode
+  (`continuoustraining.performance`), once per episode and `cooldownSeconds`.
+
+Triggers that fire together start ONE run (reason by priority: Manual, Drift,
+Performance, NewData, Schedule) and are all consumed. Every run records the data
+fingerprint it starts on (`status.dataVersion`; with `dataset.feedback` it covers the
+labelled production rows too): schedule and drift triggers on a fingerprint already
+trained are skipped with reason NoNewData (`lastTriggered.skipped`) unless
+`allowSameData` is set; manual, new-data and performance runs always run. With a run
+active, `Replace` replaces the run; `Forbid` skips schedule, drift and performance
+triggers but queues a manual run or new data (`status.pendingRun`, and new data stays
+unconsumed), which start one run as soon as the active run ends, on the newest data.
+While suspended nothing is consumed: like a CronJob's missed schedules, pending triggers
+act once the loop is resumed.
 """
 
 import dataclasses
@@ -37,6 +42,7 @@ from croniter import croniter
 
 from ctrain.api import ContinuousTrainingSpec, ContinuousTrainingStatus, TriggerReason
 from ctrain.api.common import format_time
+from ctrain.controller.continuoustraining import performance
 
 TRIGGER_ANNOTATION = "ctrain.dev/trigger"
 NO_NEW_DATA = "NoNewData"
@@ -99,6 +105,7 @@ class Observations:
     drift_detected: bool | None = None
     drift_detail: str = ""
     drift_version: str | None = None  # the version the drifting ModelDeployment serves
+    degradation: performance.Degradation | None = None  # onPerformance's deployment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +201,17 @@ def _fired(
         fired.append(Fired(TriggerReason.DRIFT, detail))
         updates["lastDriftTriggerTime"] = format_time(now)
         updates["driftEpisode"] = episode
+    if triggers.on_performance is not None:
+        degraded = performance.fired(
+            triggers.on_performance,
+            seen.degradation,
+            status.performance_episode,
+            status.last_performance_trigger_time,
+            now,
+        )
+        if degraded is not None:
+            fired.append(Fired(degraded[0], degraded[1]))
+            updates.update(degraded[2])
     if (
         triggers.on_new_data is not None
         and seen.data_fingerprint is not None

@@ -12,6 +12,7 @@ from typing import Any
 
 from ctrain.api import ModelDeploymentSpec
 from ctrain.controller.config import OperatorConfig
+from ctrain.controller.modeldeployment.checkjob import sse_env
 from ctrain.controller.names import child_name
 from ctrain.controller.podspec import (
     CONTAINER_SECURITY_CONTEXT,
@@ -35,6 +36,7 @@ __all__ = [
     "build_service",
     "deployment_name",
     "endpoint",
+    "prediction_log_args",
     "selector",
     "service_name",
 ]
@@ -81,6 +83,23 @@ def build_service(body: Any, spec: ModelDeploymentSpec) -> dict[str, Any]:
     }
 
 
+def prediction_log_args(spec: ModelDeploymentSpec) -> list[str]:
+    """`ctrain serve`'s prediction log options from `spec.monitoring.predictionLog`."""
+    log = spec.monitoring.prediction_log
+    if log is None or not log.enabled:
+        return []
+    args = [
+        "--prediction-log",
+        "--prediction-log-sample-rate",
+        repr(float(log.sample_rate)),
+        "--prediction-log-flush-seconds",
+        str(log.flush_seconds),
+    ]
+    if log.exclude_columns:
+        args += ["--prediction-log-exclude-columns", ",".join(sorted(log.exclude_columns))]
+    return args
+
+
 def build_deployment(
     body: Any,
     spec: ModelDeploymentSpec,
@@ -112,12 +131,23 @@ def build_deployment(
         "image": config.image,
         "imagePullPolicy": config.image_pull_policy,
         "command": ["ctrain", "serve"],
-        "args": ["--model", spec.model, "--version", version, "--port", str(HTTP_PORT)],
+        "args": [
+            "--model",
+            spec.model,
+            "--version",
+            version,
+            "--port",
+            str(HTTP_PORT),
+            *prediction_log_args(spec),
+        ],
         "env": [
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            # Names the prediction log's objects, one writer per pod.
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "HOME", "value": SCRATCH_DIR},
             {"name": "TMPDIR", "value": SCRATCH_DIR},
             *storage_env(storage),
+            *(sse_env(config) if prediction_log_args(spec) else []),
         ],
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,

@@ -15,7 +15,7 @@ fails, the whole pass is retried and decides the same again.
 
 Where later work plugs in: `observe` (what the pass reads before planning: canary
 analysis, pod scraping), `_apply` (children), `reject` (a refused spec in status),
-`_monitor` (drift today; live performance next).
+`_monitor` (drift) and `performance.monitor` (live performance: a check's Job).
 """
 
 import logging
@@ -34,8 +34,8 @@ from ctrain.api import (
 from ctrain.api.common import validation_message
 from ctrain.controller import metrics
 from ctrain.controller.conditions import changed_conditions, set_condition
-from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, PODS, SERVICES
-from ctrain.controller.modeldeployment import observe, probe
+from ctrain.controller.kube import DEPLOYMENTS, JOBS, MODELDEPLOYMENTS, PODS, SERVICES
+from ctrain.controller.modeldeployment import observe, performance, probe
 from ctrain.controller.modeldeployment.analysis import Counts
 from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
@@ -169,6 +169,12 @@ def reconcile(context: Context, body: Body) -> float | None:
         recheck = drift_next if recheck is None else min(recheck, drift_next)
     else:
         status.drift = None
+    live = spec.monitoring.performance
+    if live is not None and live.enabled:
+        checked_next = performance.monitor(context, body, spec, live, status)
+        recheck = checked_next if recheck is None else min(recheck, checked_next)
+    else:
+        performance.clear(context, body, status)
     events = list(result.events) + events
     for reason, _message, _warning in result.events:
         if reason in (Reason.ROLLED_BACK, Reason.CANARY_FAILED):
@@ -314,6 +320,16 @@ def _write(
     for condition in changed_conditions(old.conditions, status.conditions):
         if condition.type == ConditionType.DRIFT_DETECTED and condition.status == "True":
             events.append((condition.reason, condition.message, True))
+        if (
+            condition.type == ConditionType.PERFORMANCE_DEGRADED
+            and condition.reason != Reason.PERFORMANCE_NOT_CHECKED
+        ):
+            # Missing labels are expected for a while; a failed check or a degradation is not.
+            warning = condition.status == "True" or (
+                condition.reason == Reason.PERFORMANCE_CHECK_FAILED
+            )
+            message = f"PerformanceDegraded={condition.status}: {condition.message}"
+            events.append((condition.reason, message, warning))
     post_events(context, body, events)
 
 
@@ -325,6 +341,7 @@ KIND = Kind(
     children={
         DEPLOYMENTS: controlled_by("ModelDeployment"),
         SERVICES: controlled_by("ModelDeployment"),
+        JOBS: controlled_by("ModelDeployment"),  # the live-performance check
         PODS: labelled(DEPLOYMENT_LABEL),
     },
 )

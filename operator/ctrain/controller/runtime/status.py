@@ -41,12 +41,25 @@ def write_status(
     metrics.PHASES.record(body["kind"], body["metadata"]["uid"], new.get("phase"))
     if serialise(type(status).parse(old)) == new and set(old) <= set(new):
         return body
-    patch = {**{key: None for key in old if key not in new}, **new}
+    patch = _merge_patch(old, new)
     metadata = body["metadata"]
     written = context.kube.patch_status(resource, metadata["namespace"], metadata["name"], patch)
     if written is None:
         metrics.PHASES.record(body["kind"], metadata["uid"], None)
     return context.remember(resource, written)
+
+
+def _merge_patch(old: Body, new: Body) -> Body:
+    """The JSON merge patch from `old` to `new`: a key `new` no longer has is sent as null,
+    in nested objects too (a merge patch merges maps, so an absent key would be kept)."""
+    patch: Body = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = {**_merge_patch(before, value), **value}
+        else:
+            patch[key] = value
+    return patch
 
 
 def post_events(context: Context, body: Body, events: Iterable[Event]) -> None:
