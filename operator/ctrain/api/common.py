@@ -5,7 +5,7 @@ that a future API version can reuse them, and so that the operator, the trainer 
 tests share one set of condition types, reasons and phases instead of string literals.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -35,6 +35,8 @@ __all__ = [
     "format_time",
     "model_name_field",
     "resources_field",
+    "shown",
+    "shown_names",
     "storage_location",
     "validation_message",
 ]
@@ -104,13 +106,39 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
 
 
+# Names taken from a user's spec or data (parameters, columns, fields) are echoed back in
+# messages that land in status and Events, which people without access to the data or the
+# spec's author may read: a message shows a few of them, each cut short, never all.
+SHOWN_NAMES = 8
+SHOWN_WIDTH = 64
+
+
+def shown(name: object, width: int = SHOWN_WIDTH) -> str:
+    """`name` as text of at most `width` characters (longer ones end in "…")."""
+    text = str(name)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def shown_names(names: Iterable[object], count: int = SHOWN_NAMES, width: int = SHOWN_WIDTH) -> str:
+    """At most `count` of `names`, comma-separated and each `shown`, then how many more."""
+    listed = list(names)
+    text = ", ".join(shown(name, width) for name in listed[:count])
+    if len(listed) > count:
+        text += f" and {len(listed) - count} more"
+    return text
+
+
 def validation_message(error: ValidationError) -> str:
     """`spec.dataset.uri: String should match pattern ...` for each problem, field first:
-    how an object whose spec the operator cannot parse is reported in status and Events."""
+    how an object whose spec the operator cannot parse is reported in status and Events.
+    At most `SHOWN_NAMES` problems, each field path cut short (a path holds user keys)."""
+    problems = error.errors()
     parts = []
-    for problem in error.errors():
-        location = ".".join(str(part) for part in ("spec", *problem["loc"]))
-        parts.append(f"{location}: {problem['msg']}")
+    for problem in problems[:SHOWN_NAMES]:
+        location = shown(".".join(str(part) for part in ("spec", *problem["loc"])), 256)
+        parts.append(f"{location}: {shown(problem['msg'], 512)}")
+    if len(problems) > SHOWN_NAMES:
+        parts.append(f"and {len(problems) - SHOWN_NAMES} more problems")
     return "; ".join(parts)
 
 

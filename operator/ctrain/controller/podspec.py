@@ -1,6 +1,9 @@
 """Pure pieces every pod the operator creates shares: Pod Security `restricted`, storage env.
 
 Credentials reach pods only through `secretKeyRef`; the operator never reads a Secret.
+The kubelet expands `$(VAR)` in env values, command and args with the container's
+environment (which holds those credentials): every value taken from a user's spec is
+`literal`, with `$` doubled, so it reaches the process as written.
 """
 
 from typing import Any
@@ -16,6 +19,7 @@ __all__ = [
     "POD_SECURITY_CONTEXT",
     "SCRATCH_DIR",
     "SECRET_KEY",
+    "literal",
     "owner_reference",
     "scratch_volume",
     "storage_env",
@@ -57,16 +61,21 @@ def storage_settings(storage: StorageSpec | None, config: OperatorConfig) -> dic
     }
 
 
+def literal(text: str) -> str:
+    """`text` escaped for Kubernetes' `$(VAR)` expansion (`$$` is a literal `$`)."""
+    return text.replace("$", "$$")
+
+
 def storage_env(storage: dict[str, Any]) -> list[dict[str, Any]]:
     """Environment for boto3 in a pod: endpoint and region as values, keys from the Secret."""
     env: list[dict[str, Any]] = [
-        {"name": "AWS_DEFAULT_REGION", "value": storage["region"]},
+        {"name": "AWS_DEFAULT_REGION", "value": literal(storage["region"])},
         {"name": "CTRAIN_S3_ADDRESSING_STYLE", "value": storage["addressingStyle"]},
         {"name": "CTRAIN_BUCKET", "value": storage["bucket"]},
-        {"name": "CTRAIN_PREFIX", "value": storage["prefix"]},
+        {"name": "CTRAIN_PREFIX", "value": literal(storage["prefix"])},
     ]
     if storage.get("endpoint"):
-        env.append({"name": "AWS_ENDPOINT_URL", "value": storage["endpoint"]})
+        env.append({"name": "AWS_ENDPOINT_URL", "value": literal(storage["endpoint"])})
     if storage.get("secretRef"):
         for key in (ACCESS_KEY, SECRET_KEY):
             env.append(

@@ -28,7 +28,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain import __version__
 from ctrain.api import EvaluationSpec, Metric, Reason, StorageSpec, Task, TrainingJobSpec
-from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time, storage_location
+from ctrain.api.common import (
+    DEFAULT_BUCKET,
+    DEFAULT_PREFIX,
+    format_time,
+    storage_location,
+    validation_message,
+)
 from ctrain.api.contracts import (
     DatasetRecord,
     EstimatorRecord,
@@ -118,10 +124,7 @@ def parse_spec(raw_spec: str | Mapping[str, Any]) -> TrainingJobSpec:
         return TrainingJobSpec.parse(data)
     except pydantic.ValidationError as exc:
         errors = exc.errors()
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}"
-            for error in errors
-        )
+        problems = validation_message(exc)
         unknown = any(tuple(error["loc"][:2]) == ("estimator", "type") for error in errors)
         reason = Reason.UNKNOWN_ESTIMATOR if unknown else Reason.INVALID_SPEC
         raise TrainerError(reason, f"invalid spec: {problems}") from exc
