@@ -3,10 +3,11 @@
 import json
 
 import pytest
+import yaml
 from kubernetes import client
 
 from ctrain_dev.sandbox.sandbox import S3_SECRET_KEY
-from kubehelpers import apply, events_for, wait_for, wait_phase
+from kubehelpers import apply, events_for, get, kubectl, wait_for, wait_phase
 
 pytestmark = pytest.mark.integration
 PLURAL = "trainingjobs"
@@ -55,3 +56,84 @@ def test_secret_references_in_params_are_never_expanded(
     everything = json.dumps(status) + json.dumps(events)
     assert S3_SECRET_KEY not in everything
     assert "x" * 64 not in everything  # each name cut short
+
+
+def _manifest(kind: str, name: str, spec: dict) -> dict:
+    return {
+        "apiVersion": "ctrain.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+TJ_SPEC = {
+    "model": "admitted",
+    "dataset": {"uri": "builtin://iris"},
+    "estimator": {"type": "sklearn.linear_model.LogisticRegression"},
+}
+MD_SPEC = {"model": "admitted"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "spec", "fragment"),
+    [
+        ("TrainingJob", "t" * 64, TJ_SPEC, "at most 63 characters"),
+        ("ModelDeployment", "m" * 64, MD_SPEC, "DNS-1035"),
+        ("ModelDeployment", "9lives", MD_SPEC, "DNS-1035"),
+        ("ModelDeployment", "dotted.name", MD_SPEC, "DNS-1035"),
+        ("TrainingJob", "typo", {**TJ_SPEC, "resources": {"limit": {"cpu": 1}}}, "limit"),
+        ("TrainingJob", "badqty", {**TJ_SPEC, "resources": {"limits": {"cpu": "two"}}}, "cpu"),
+        ("ModelDeployment", "typo", {**MD_SPEC, "resources": {"request": {}}}, "request"),
+    ],
+)
+def test_apiserver_rejects_bad_names_and_resources(
+    sandbox, ml_namespace, kind, name, spec, fragment
+):
+    """Rejected by `kubectl apply` (CEL on metadata.name, ResourceRequirements' schema)."""
+    result = kubectl(
+        sandbox,
+        "apply",
+        "-n",
+        ml_namespace,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(_manifest(kind, name, spec)),
+        check=False,
+    )
+    assert result.returncode != 0, result.stdout
+    assert fragment in result.stderr, result.stderr
+
+
+def test_names_at_the_limit_and_real_resources_are_admitted_and_run(sandbox, custom, ml_namespace):
+    """A 63-character TrainingJob with resources trains: every derived name and label fits."""
+    name = "t" * 63
+    spec = {**TJ_SPEC, "resources": {"requests": {"cpu": "100m", "memory": 256 * 2**20}}}
+    apply(sandbox, ml_namespace, _manifest("TrainingJob", name, spec))
+    body = wait_phase(custom, PLURAL, ml_namespace, name, ("Succeeded", "Failed"))
+    assert body["status"]["phase"] == "Succeeded", body["status"].get("message")
+    job = client.BatchV1Api(custom.api_client).read_namespaced_job(
+        body["status"]["jobName"], ml_namespace
+    )
+    assert job.spec.template.spec.containers[0].resources.requests == {
+        "cpu": "100m",
+        "memory": str(256 * 2**20),
+    }
+
+
+def test_a_schedule_that_never_fires_is_a_status_reason(sandbox, custom, ml_namespace):
+    loop = _manifest(
+        "ContinuousTraining",
+        "never",
+        {"template": {"spec": TJ_SPEC}, "triggers": {"schedule": "0 0 30 2 *"}},
+    )
+    apply(sandbox, ml_namespace, loop)
+    body = wait_for(
+        lambda: (
+            (b := get(custom, "continuoustrainings", ml_namespace, "never")).get("status") and b
+        ),
+        what="a status",
+    )
+    ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "never fires" in ready["message"]

@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -27,7 +36,10 @@ __all__ = [
     "ConditionType",
     "Int32",
     "Int64",
+    "Quantity",
     "Reason",
+    "ResourceClaim",
+    "ResourceRequirements",
     "StatusModel",
     "StorageSpec",
     "TemplateMetadata",
@@ -331,13 +343,73 @@ def model_name_field() -> Any:
     )
 
 
+# resource.Quantity's canonical pattern (k8s.io/apimachinery), as in the built-in CRDs.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+def _quantity_text(value: Any) -> Any:
+    # An integer is a quantity too (`cpu: 2`); a bool is not.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_text),
+    Field(max_length=64, pattern=QUANTITY_PATTERN),
+    WithJsonSchema(
+        {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN, "maxLength": 64}
+    ),
+]
+"""A resource.Quantity: `2`, `500m`, `1Gi` (an integer or a string, as in a Pod)."""
+
+
+class ResourceClaim(ApiModel):
+    """One dynamic resource claim a container uses (core/v1 ResourceClaim)."""
+
+    name: str = Field(
+        description="Name of an entry in the pod's resourceClaims.",
+        max_length=63,
+        pattern=DNS1123_LABEL,
+    )
+    request: str | None = Field(
+        default=None,
+        description="The request of the claim to use.",
+        max_length=63,
+        pattern=DNS1123_LABEL,
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of a container: core/v1 ResourceRequirements, field for field, so
+    the API rejects a typo (`limit:`, `cpu: two`) instead of the pod ignoring it."""
+
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Maximum amount of compute resources allowed, e.g. {cpu: 2, memory: 1Gi}.",
+        max_length=32,
+    )
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Minimum amount of compute resources required, e.g. {cpu: 500m}.",
+        max_length=32,
+    )
+    claims: list[ResourceClaim] | None = Field(
+        default=None,
+        description="Dynamic resource claims (spec.resourceClaims of the pod) used by this "
+        "container.",
+        max_length=16,
+    )
+
+
 def resources_field() -> Any:
     """The `resources` field: a core/v1 ResourceRequirements passed through to a container."""
     return Field(
-        default_factory=dict,
+        default_factory=ResourceRequirements,
         description="Compute resources of the container, as in a Pod's "
-        "resources (requests, limits).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        "resources (requests, limits, claims).",
     )
 
 

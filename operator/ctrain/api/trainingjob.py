@@ -13,6 +13,7 @@ from ctrain.api.common import (
     ApiModel,
     Int32,
     Int64,
+    ResourceRequirements,
     StorageSpec,
     model_name_field,
     resources_field,
@@ -287,7 +288,7 @@ class TrainingJobSpec(ApiModel):
     storage: StorageSpec | None = Field(
         default=None, description="Model registry location; the operator's default when unset."
     )
-    resources: dict[str, Any] = resources_field()
+    resources: ResourceRequirements = resources_field()
     backoff_limit: Int32 = Field(
         default=2, ge=0, description="Retries of the training pod before the run fails."
     )

@@ -128,7 +128,7 @@ def build_deployment(
             "timeoutSeconds": 2,
         },
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
-        "resources": spec.resources or {},
+        "resources": spec.resources.to_wire(),
         "securityContext": CONTAINER_SECURITY_CONTEXT,
         "volumeMounts": [mount],
     }

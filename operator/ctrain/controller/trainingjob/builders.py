@@ -111,7 +111,7 @@ def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[
         "command": ["ctrain", "train"],
         "args": ["--spec-file", SPEC_PATH],
         "env": env,
-        "resources": spec.resources or {},
+        "resources": spec.resources.to_wire(),
         "securityContext": CONTAINER_SECURITY_CONTEXT,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [mount, spec_mount],
