@@ -1,13 +1,14 @@
 """Hostile specs against the real operator: what a namespace user must not get back."""
 
 import json
+import socket
 
 import pytest
 import yaml
 from kubernetes import client
 
 from ctrain_dev.sandbox.sandbox import S3_SECRET_KEY
-from kubehelpers import apply, events_for, get, kubectl, wait_for, wait_phase
+from kubehelpers import apply, events_for, get, kubectl, settle, wait_for, wait_phase
 
 pytestmark = pytest.mark.integration
 PLURAL = "trainingjobs"
@@ -137,3 +138,33 @@ def test_a_schedule_that_never_fires_is_a_status_reason(sandbox, custom, ml_name
     ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
     assert "never fires" in ready["message"]
+
+
+def test_storage_outside_the_allowlist_is_forbidden_and_never_contacted(
+    sandbox, custom, ml_namespace
+):
+    """A ModelDeployment pointing the operator at another endpoint: StorageForbidden in
+    status, and that endpoint never sees a connection from the operator."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    spec = {
+        "model": "elsewhere",
+        "storage": {"bucket": "secrets", "endpoint": f"https://127.0.0.1:{port}"},
+    }
+    apply(sandbox, ml_namespace, _manifest("ModelDeployment", "elsewhere", spec))
+    body = wait_for(
+        lambda: (
+            (b := get(custom, "modeldeployments", ml_namespace, "elsewhere")).get("status")
+            and "StorageForbidden" in (b["status"].get("message") or "")
+            and b
+        ),
+        what="StorageForbidden in the status",
+    )
+    assert "allowlist" in body["status"]["message"]
+    settle(3)
+    with pytest.raises(TimeoutError):
+        listener.accept()
+    listener.close()

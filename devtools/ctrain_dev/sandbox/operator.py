@@ -5,6 +5,7 @@ configured with the sandbox's S3 as default storage, so `kubectl apply` of a Tra
 works right after `ctrain dev up`.
 """
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -73,6 +74,10 @@ def operator_env(state: "State") -> dict[str, str]:
         "CTRAIN_DEFAULT_BUCKET": "models",
         "CTRAIN_DEFAULT_PREFIX": "ctrain",
         "CTRAIN_IMAGE": "ctrain/ctrain:dev",
+        # moto speaks plain HTTP on localhost, and the tests' datasets live in other
+        # buckets of the same endpoint.
+        "CTRAIN_S3_ALLOW_HTTP": "true",
+        "CTRAIN_S3_ALLOWED": json.dumps([{"endpoint": state.s3_endpoint, "buckets": ["*"]}]),
         # The operator itself reads the registry (aliases, drift) with these.
         **{k: v for k, v in state.env().items() if k.startswith("AWS_")},
     }

@@ -192,6 +192,7 @@ class Reason(StrEnum):
     RECONCILED = "Reconciled"
     INVALID_SPEC = "InvalidSpec"
     STORAGE_ERROR = "StorageError"
+    STORAGE_FORBIDDEN = "StorageForbidden"
     # TrainingJob lifecycle
     JOB_CREATED = "JobCreated"
     JOB_RUNNING = "JobRunning"

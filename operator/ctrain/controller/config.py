@@ -5,12 +5,42 @@ Storage defaults apply to every TrainingJob and ModelDeployment that does not se
 """
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 
-__all__ = ["OperatorConfig"]
+__all__ = ["ANY_BUCKET", "OperatorConfig", "StorageGrant"]
+
+ANY_BUCKET = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageGrant:
+    """One entry of the operator's S3 allowlist: buckets on an endpoint (None: AWS S3)."""
+
+    endpoint: str | None
+    buckets: tuple[str, ...]
+
+    def allows(self, endpoint: str | None, bucket: str) -> bool:
+        same = (self.endpoint or None) == (endpoint or None)
+        return same and (ANY_BUCKET in self.buckets or bucket in self.buckets)
+
+
+def _grants(text: str) -> tuple[StorageGrant, ...]:
+    """`CTRAIN_S3_ALLOWED`: a JSON list of {endpoint, buckets}; a malformed value stops the
+    operator at start rather than widening or silently narrowing what it may read."""
+    entries = json.loads(text)
+    if not isinstance(entries, list):
+        raise ValueError("CTRAIN_S3_ALLOWED must be a JSON list of {endpoint, buckets}")
+    grants = []
+    for entry in entries:
+        buckets = entry.get("buckets") if isinstance(entry, dict) else None
+        if not isinstance(buckets, list) or not all(isinstance(b, str) for b in buckets):
+            raise ValueError(f"CTRAIN_S3_ALLOWED: {entry!r} needs a list of buckets")
+        grants.append(StorageGrant(entry.get("endpoint") or None, tuple(buckets)))
+    return tuple(grants)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +57,25 @@ class OperatorConfig:
     # How often a followed champion alias is read again (a conditional request): the delay
     # before a champion moved outside the cluster (`ctrain models promote`) rolls out.
     registry_poll_seconds: float = 5.0
+    # What the operator may read with its own credentials besides the default storage
+    # (its bucket on its endpoint), whatever endpoint or bucket an object names.
+    s3_allowed: tuple[StorageGrant, ...] = ()
+    # Plain-HTTP S3 endpoints send keys and data unencrypted: refused unless allowed.
+    s3_allow_http: bool = False
+
+    def storage_allowed(self, endpoint: str | None, bucket: str) -> bool:
+        """Whether the operator may send requests to `bucket` on `endpoint` (None: AWS)."""
+        default = StorageGrant(self.s3_endpoint, (self.default_bucket,))
+        return any(grant.allows(endpoint, bucket) for grant in (default, *self.s3_allowed))
+
+    def endpoint_refused(self, endpoint: str | None) -> str | None:
+        """Why no one may use `endpoint` (a plain-HTTP one, unless allowed); None if fine."""
+        if endpoint and endpoint.lower().startswith("http://") and not self.s3_allow_http:
+            return (
+                f"the S3 endpoint {endpoint} is plain HTTP (credentials and data unencrypted); "
+                "the operator allows only https:// endpoints (storage.allowHttp)"
+            )
+        return None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":
@@ -46,4 +95,6 @@ class OperatorConfig:
             registry_poll_seconds=float(
                 env.get("CTRAIN_REGISTRY_POLL_SECONDS", defaults.registry_poll_seconds)
             ),
+            s3_allowed=_grants(env.get("CTRAIN_S3_ALLOWED") or "[]"),
+            s3_allow_http=env.get("CTRAIN_S3_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
         )

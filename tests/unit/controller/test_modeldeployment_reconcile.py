@@ -5,7 +5,7 @@ import pytest
 from fakes import Harness
 
 from ctrain.api.contracts import ModelMetadata, Reference
-from ctrain.controller.config import OperatorConfig
+from ctrain.controller.config import OperatorConfig, StorageGrant
 from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, SERVICES
 from ctrain.controller.modeldeployment.builders import VERSION_LABEL
 from ctrain.registry import Registry
@@ -33,7 +33,12 @@ def deployment(name: str, model: str, **spec: object) -> dict:
 
 @pytest.fixture
 def harness(moto_endpoint: str, s3_env: dict[str, str], bucket: str) -> Harness:
-    config = OperatorConfig(s3_endpoint=moto_endpoint, default_bucket=bucket)
+    config = OperatorConfig(
+        s3_endpoint=moto_endpoint,
+        default_bucket=bucket,
+        s3_allow_http=True,  # moto on localhost
+        s3_allowed=(StorageGrant(moto_endpoint, ("*",)),),
+    )
     return Harness(config)
 
 

@@ -92,7 +92,10 @@ def resolution(spec: ModelDeploymentSpec, reading: Reading) -> tuple[str | None,
     if reading.failure is None and isinstance(reading.value, Resolved):
         return reading.value.version, None
     why = reading.failure.message if reading.failure else "nothing resolved"
-    return None, f"{Reason.VERSION_NOT_FOUND}: model {spec.model} {spec.version}: {why}"
+    reason = Reason.VERSION_NOT_FOUND
+    if reading.failure and reading.failure.reason == Reason.STORAGE_FORBIDDEN:
+        reason = Reason.STORAGE_FORBIDDEN  # not missing: the operator may not look
+    return None, f"{reason}: model {spec.model} {spec.version}: {why}"
 
 
 def reconcile(context: Context, body: Body) -> float | None:
