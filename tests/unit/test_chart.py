@@ -50,6 +50,7 @@ NAMESPACED_PERMISSIONS = {
     ("ctrain.dev", "continuoustrainings/status"): {"patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("apps", "deployments"): ALL_VERBS,
+    ("apps", "replicasets"): {"list"},
     ("", "services"): ALL_VERBS,
     ("", "pods"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},

@@ -120,7 +120,8 @@ def reconcile(context: Context, body: Body) -> float | None:
     requests = errors = 0
     if canary is not None:
         canary_pods = [p for p in pods if p["metadata"]["labels"].get(TRACK_LABEL) == "canary"]
-        requests, errors = probe.canary_counts(probe.ready_pod_ips(canary_pods), HTTP_PORT)
+        ips = probe.scrape_ips(context.kube, canary, canary_pods)
+        requests, errors = probe.canary_counts(ips, HTTP_PORT)
     seen = Observed(
         desired, resolve_error, _track(stable), _track(canary), requests, errors, context.clock()
     )
@@ -144,7 +145,7 @@ def reconcile(context: Context, body: Body) -> float | None:
     status.endpoint = endpoint(name, namespace, spec.model)
     recheck = result.recheck
     if spec.monitoring.drift.enabled:
-        drift_next = _monitor(context, ref, spec, status, pods)
+        drift_next = _monitor(context, ref, spec, status, pods, stable)
         recheck = drift_next if recheck is None else min(recheck, drift_next)
     else:
         status.drift = None
@@ -190,6 +191,7 @@ def _monitor(
     spec: ModelDeploymentSpec,
     status: ModelDeploymentStatus,
     pods: list[Body],
+    stable: Body | None,
 ) -> float:
     """Check drift when its interval has passed; seconds until the next check is due."""
     drift = spec.monitoring.drift
@@ -200,7 +202,7 @@ def _monitor(
     context.memory.put(ref, DRIFT_CHECKED, now)
     current = status.current_version
     serving = [p for p in pods if p["metadata"]["labels"].get(VERSION_LABEL) == current]
-    reports = probe.drift_reports(probe.ready_pod_ips(serving), HTTP_PORT)
+    reports = probe.drift_reports(probe.scrape_ips(context.kube, stable, serving), HTTP_PORT)
     if not reports:
         return float(drift.interval_seconds)
     combined = DriftStatus.parse(probe.combine_drift(reports, drift.threshold, drift.min_samples))
