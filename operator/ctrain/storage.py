@@ -22,8 +22,12 @@ from botocore.config import Config
 
 __all__ = [
     "ADDRESSING_STYLE_ENV",
+    "SSE_ENV",
+    "SSE_KMS_KEY_ENV",
+    "SSE_TYPES",
     "ClientFactory",
     "S3Client",
+    "encryption_args",
     "make_s3_client",
     "parse_s3_uri",
 ]
@@ -31,6 +35,12 @@ __all__ = [
 ADDRESSING_STYLE_ENV = "CTRAIN_S3_ADDRESSING_STYLE"
 _ADDRESSING_STYLES = ("path", "virtual")
 _DEFAULT_MAX_ATTEMPTS = 5
+
+# Server-side encryption of every object ctrain writes (`storage.encryption`); pods learn
+# it from these variables, set by the operator from the object's storage or its default.
+SSE_TYPES = ("None", "AES256", "aws:kms")
+SSE_ENV = "CTRAIN_S3_SSE"
+SSE_KMS_KEY_ENV = "CTRAIN_S3_SSE_KMS_KEY_ID"
 
 # boto3 has no static types; the alias documents intent at call sites.
 S3Client = Any
@@ -82,3 +92,21 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not bucket or not key:
         raise ValueError(f"an s3 URI needs a bucket and a key: {uri!r}")
     return bucket, key
+
+
+def encryption_args(sse: str | None, kms_key_id: str | None) -> dict[str, str]:
+    """put_object's server-side-encryption arguments (`storage.encryption`, `--sse`)."""
+    if sse in (None, "None"):
+        if kms_key_id:
+            raise ValueError("a KMS key id needs --sse aws:kms")
+        return {}
+    if sse == "AES256":
+        if kms_key_id:
+            raise ValueError("a KMS key id needs --sse aws:kms")
+        return {"ServerSideEncryption": "AES256"}
+    if sse == "aws:kms":
+        args = {"ServerSideEncryption": "aws:kms"}
+        if kms_key_id:
+            args["SSEKMSKeyId"] = kms_key_id
+        return args
+    raise ValueError(f"server-side encryption must be one of {', '.join(SSE_TYPES)}: {sse!r}")

@@ -165,6 +165,8 @@ def test_default_env_configures_the_default_storage(helm: Path) -> None:
         "CTRAIN_S3_SECRET": "s3-credentials",
         "CTRAIN_S3_ALLOWED": "[]",
         "CTRAIN_S3_ALLOW_HTTP": "false",
+        "CTRAIN_S3_SSE": "None",
+        "CTRAIN_S3_SSE_KMS_KEY_ID": "",
         "CTRAIN_WATCH_NAMESPACES": "",
         "CTRAIN_LOG_FORMAT": "text",
         "CTRAIN_METRICS_PORT": "8080",

@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -34,6 +35,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "EncryptionSpec",
     "Int32",
     "Int64",
     "Quantity",
@@ -275,6 +277,38 @@ class Condition(StatusModel):
     )
 
 
+class EncryptionSpec(ApiModel):
+    """Server-side encryption of every object ctrain writes to the storage."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.kmsKeyId) || self.type == 'aws:kms'",
+                    "message": "kmsKeyId needs type aws:kms",
+                }
+            ]
+        }
+    )
+
+    type: Literal["None", "AES256", "aws:kms"] = Field(
+        description="None (the bucket's default), AES256 (SSE-S3) or aws:kms (SSE-KMS)."
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        description="KMS key (id, ARN or alias/...) for aws:kms; unset: the bucket's key.",
+        min_length=1,
+        max_length=2048,
+        pattern=r"^[^\s]+$",
+    )
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> Self:
+        if self.kms_key_id and self.type != "aws:kms":
+            raise ValueError("kmsKeyId needs type aws:kms")
+        return self
+
+
 class StorageSpec(ApiModel):
     """Where model artifacts live: an S3-compatible bucket; unset fields use operator defaults."""
 
@@ -313,6 +347,11 @@ class StorageSpec(ApiModel):
         default=None,
         description="S3 addressing style: path (MinIO, most S3-compatible stores) or virtual "
         "(AWS virtual-hosted style); the operator's default when unset.",
+    )
+    encryption: EncryptionSpec | None = Field(
+        default=None,
+        description="Server-side encryption of every object written (models, metadata, "
+        "references, the champion log, prediction logs); the operator's default when unset.",
     )
 
 

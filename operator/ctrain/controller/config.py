@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
+from ctrain.storage import encryption_args
 
 __all__ = ["ANY_BUCKET", "OperatorConfig", "StorageGrant"]
 
@@ -26,6 +27,12 @@ class StorageGrant:
     def allows(self, endpoint: str | None, bucket: str) -> bool:
         same = (self.endpoint or None) == (endpoint or None)
         return same and (ANY_BUCKET in self.buckets or bucket in self.buckets)
+
+
+def _sse(kind: str, kms_key_id: str | None) -> str:
+    """The default encryption type, checked at start (a typo must not mean unencrypted)."""
+    encryption_args(kind, kms_key_id)  # raises ValueError for an unknown type
+    return kind
 
 
 def _grants(text: str) -> tuple[StorageGrant, ...]:
@@ -62,6 +69,18 @@ class OperatorConfig:
     s3_allowed: tuple[StorageGrant, ...] = ()
     # Plain-HTTP S3 endpoints send keys and data unencrypted: refused unless allowed.
     s3_allow_http: bool = False
+    # Server-side encryption of objects whose storage names none: None | AES256 | aws:kms.
+    s3_sse: str = "None"
+    s3_sse_kms_key_id: str | None = None
+
+    def default_encryption(self) -> dict[str, str] | None:
+        """`storage.encryption` for objects that set none (None: the bucket's default)."""
+        if self.s3_sse == "None":
+            return None
+        found = {"type": self.s3_sse}
+        if self.s3_sse_kms_key_id:
+            found["kmsKeyId"] = self.s3_sse_kms_key_id
+        return found
 
     def storage_allowed(self, endpoint: str | None, bucket: str) -> bool:
         """Whether the operator may send requests to `bucket` on `endpoint` (None: AWS)."""
@@ -97,4 +116,6 @@ class OperatorConfig:
             ),
             s3_allowed=_grants(env.get("CTRAIN_S3_ALLOWED") or "[]"),
             s3_allow_http=env.get("CTRAIN_S3_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
+            s3_sse=_sse(env.get("CTRAIN_S3_SSE") or "None", env.get("CTRAIN_S3_SSE_KMS_KEY_ID")),
+            s3_sse_kms_key_id=env.get("CTRAIN_S3_SSE_KMS_KEY_ID") or None,
         )

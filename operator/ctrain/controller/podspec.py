@@ -11,6 +11,7 @@ from typing import Any
 from ctrain.api import StorageSpec
 from ctrain.api.common import storage_location
 from ctrain.controller.config import OperatorConfig
+from ctrain.storage import SSE_ENV, SSE_KMS_KEY_ENV
 
 __all__ = [
     "ACCESS_KEY",
@@ -58,6 +59,8 @@ def storage_settings(storage: StorageSpec | None, config: OperatorConfig) -> dic
         "endpoint": (storage and storage.endpoint) or config.s3_endpoint,
         "region": (storage and storage.region) or config.s3_region,
         "addressingStyle": (storage and storage.addressing_style) or config.s3_addressing_style,
+        "encryption": (storage.encryption.to_wire() if storage and storage.encryption else None)
+        or config.default_encryption(),
     }
 
 
@@ -76,6 +79,11 @@ def storage_env(storage: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if storage.get("endpoint"):
         env.append({"name": "AWS_ENDPOINT_URL", "value": literal(storage["endpoint"])})
+    encryption = storage.get("encryption") or {}
+    if encryption:
+        env.append({"name": SSE_ENV, "value": encryption["type"]})
+    if encryption.get("kmsKeyId"):
+        env.append({"name": SSE_KMS_KEY_ENV, "value": literal(encryption["kmsKeyId"])})
     if storage.get("secretRef"):
         for key in (ACCESS_KEY, SECRET_KEY):
             env.append(

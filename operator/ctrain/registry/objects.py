@@ -8,7 +8,7 @@ Transient failures were already retried by botocore's standard retry mode.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -47,11 +47,15 @@ def _unavailable(exc: Exception, action: str) -> StorageUnavailable:
 
 
 class ObjectStore:
-    """get/put/list/delete on one bucket with classified errors."""
+    """get/put/list/delete on one bucket with classified errors; every put carries
+    `encryption` (put_object's server-side-encryption arguments, `storage.encryption`)."""
 
-    def __init__(self, s3_client: S3Client, bucket: str) -> None:
+    def __init__(
+        self, s3_client: S3Client, bucket: str, encryption: Mapping[str, str] | None = None
+    ) -> None:
         self.s3 = s3_client
         self.bucket = bucket
+        self.encryption = dict(encryption or {})
 
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -94,16 +98,24 @@ class ObjectStore:
     ) -> None:
         """Write an object; with a condition, raise ConditionFailed when it does not hold."""
         extra: dict[str, Any] = {}
+        conditional = if_none_match or if_match is not None
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
             extra["IfMatch"] = if_match
         try:
             self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                **self.encryption,
+                **extra,
             )
         except ClientError as exc:
-            if extra and (_code(exc) in _CONFLICT_CODES or _status(exc) in _CONFLICT_STATUSES):
+            if conditional and (
+                _code(exc) in _CONFLICT_CODES or _status(exc) in _CONFLICT_STATUSES
+            ):
                 raise ConditionFailed(key) from exc
             raise _unavailable(exc, f"put {self._where(key)}") from exc
         except BotoCoreError as exc:

@@ -47,12 +47,18 @@ from ctrain.serving.codec import InferRequest
 from ctrain.serving.metrics import ServingMetrics
 from ctrain.serving.model import ServedModel
 from ctrain.serving.predtable import LoggedRequest, TableLayout, parquet_bytes
+from ctrain.storage import SSE_TYPES, encryption_args
 
-__all__ = ["PredictionLogSettings", "PredictionLogger", "S3Sink", "Sink", "encryption_args"]
+__all__ = [
+    "SSE_TYPES",
+    "PredictionLogSettings",
+    "PredictionLogger",
+    "S3Sink",
+    "Sink",
+    "encryption_args",
+]
 
 log = logging.getLogger(__name__)
-
-SSE_TYPES = ("None", "AES256", "aws:kms")
 
 
 @dataclass(frozen=True)
@@ -77,24 +83,6 @@ class Sink(Protocol):
     """Where objects go: `put` raises BotoCoreError/ClientError when it cannot."""
 
     def put(self, key: str, body: bytes) -> None: ...
-
-
-def encryption_args(sse: str | None, kms_key_id: str | None) -> dict[str, str]:
-    """put_object's server-side-encryption arguments for `--sse` / `--sse-kms-key-id`."""
-    if sse in (None, "None"):
-        if kms_key_id:
-            raise ValueError("a KMS key id needs --sse aws:kms")
-        return {}
-    if sse == "AES256":
-        if kms_key_id:
-            raise ValueError("a KMS key id needs --sse aws:kms")
-        return {"ServerSideEncryption": "AES256"}
-    if sse == "aws:kms":
-        args = {"ServerSideEncryption": "aws:kms"}
-        if kms_key_id:
-            args["SSEKMSKeyId"] = kms_key_id
-        return args
-    raise ValueError(f"server-side encryption must be one of {', '.join(SSE_TYPES)}: {sse!r}")
 
 
 @dataclass

@@ -44,7 +44,7 @@ from ctrain.api.contracts import (
 )
 from ctrain.api.status import GateResult
 from ctrain.registry import Registry, RegistryError, VersionNotFound
-from ctrain.storage import S3Client
+from ctrain.storage import S3Client, encryption_args
 from ctrain.trainer.compare import (
     Challenger,
     Judged,
@@ -140,7 +140,13 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
         s3 = ctx.client_factory(spec.storage)
     except ValueError as exc:
         raise TrainerError(Reason.STORAGE_ERROR, f"S3 client settings: {exc}") from exc
-    registry = Registry(s3, *ctx.registry_location(spec.storage), clock=ctx.clock)
+    encryption = spec.storage.encryption if spec.storage else None
+    registry = Registry(
+        s3,
+        *ctx.registry_location(spec.storage),
+        clock=ctx.clock,
+        encryption=encryption_args(encryption.type, encryption.kms_key_id) if encryption else None,
+    )
     job, uid = ctx.training_job, ctx.training_job.get("uid", "")
     who = "ctrain train"
     if job.get("name"):
