@@ -357,7 +357,7 @@ INVALID = [
     (
         "ttl",
         TrainingJobSpec,
-        with_change(TJ_SPEC, "ttlSecondsAfterFinished", -1),
+        with_change(TJ_SPEC, "ttlSecondsAfterFinished", 29),
         "ttlSecondsAfterFinished",
     ),
     ("storage-bucket", TrainingJobSpec, with_change(TJ_SPEC, "storage", {}), "bucket"),

@@ -297,9 +297,11 @@ class TrainingJobSpec(ApiModel):
     )
     ttl_seconds_after_finished: Int32 = Field(
         default=3600,
-        ge=0,
+        # The operator reads the outcome from the pods once the Job concludes: a Job gone
+        # within seconds could take it along while the operator is busy or restarting.
+        ge=30,
         description="Seconds after the run finishes until its Job and pods are deleted "
-        "(the TrainingJob stays).",
+        "(the TrainingJob stays); at least 30, so the operator reads the outcome first.",
     )
 
     @model_validator(mode="after")
