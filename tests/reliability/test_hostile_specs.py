@@ -141,6 +141,13 @@ def hostile_objects() -> list[tuple[str, str, dict[str, Any]]]:
     return objects
 
 
+def _ready_reason(status: dict[str, Any]) -> str:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason"))
+    return "-"
+
+
 def test_hostile_specs_never_wedge_the_operator(
     api_client: client.ApiClient, operator: Any, ml_namespace: str
 ) -> None:
@@ -181,8 +188,9 @@ def test_hostile_specs_never_wedge_the_operator(
         time.sleep(3)
         seen = statuses()
     stuck = [key for key, status in seen.items() if not status.get("phase")]
-    outcomes: collections.Counter[tuple[str, str]] = collections.Counter(
-        (kind, str(status.get("phase"))) for (kind, _), status in seen.items()
+    outcomes: collections.Counter[tuple[str, str, str]] = collections.Counter(
+        (kind, str(status.get("phase")), _ready_reason(status))
+        for (kind, _), status in seen.items()
     )
     # A valid object after the flood: the operator still reconciles.
     valid = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob"}
@@ -198,9 +206,9 @@ def test_hostile_specs_never_wedge_the_operator(
     print(f"{'kind':<20} {'rejected':>8}")
     for kind in PLURALS:
         print(f"{kind:<20} {rejected[kind]:>8}")
-    print(f"{'kind':<20} {'phase':<12} {'admitted':>8}")
-    for (kind, phase), count in sorted(outcomes.items()):
-        print(f"{kind:<20} {phase:<12} {count:>8}")
+    print(f"{'kind':<20} {'phase':<12} {'Ready reason':<20} {'admitted':>8}")
+    for (kind, phase, reason), count in sorted(outcomes.items()):
+        print(f"{kind:<20} {phase:<12} {reason:<20} {count:>8}")
     print(f"stuck without status: {len(stuck)}; operator same pid and alive: {alive}")
     print(f"valid TrainingJob after the flood: {after['status']['phase']}")
 
