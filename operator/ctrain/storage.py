@@ -22,6 +22,8 @@ from botocore.config import Config
 
 __all__ = [
     "ADDRESSING_STYLE_ENV",
+    "SSE_ENV",
+    "SSE_KMS_KEY_ENV",
     "SSE_TYPES",
     "ClientFactory",
     "S3Client",
@@ -34,8 +36,11 @@ ADDRESSING_STYLE_ENV = "CTRAIN_S3_ADDRESSING_STYLE"
 _ADDRESSING_STYLES = ("path", "virtual")
 _DEFAULT_MAX_ATTEMPTS = 5
 
-# Server-side encryption of the objects ctrain writes (`--sse` of the roles that write).
+# Server-side encryption of every object ctrain writes (`storage.encryption`); pods learn
+# it from these variables, set by the operator from the object's storage or its default.
 SSE_TYPES = ("None", "AES256", "aws:kms")
+SSE_ENV = "CTRAIN_S3_SSE"
+SSE_KMS_KEY_ENV = "CTRAIN_S3_SSE_KMS_KEY_ID"
 
 # boto3 has no static types; the alias documents intent at call sites.
 S3Client = Any
@@ -90,7 +95,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def encryption_args(sse: str | None, kms_key_id: str | None) -> dict[str, str]:
-    """put_object's server-side-encryption arguments for `--sse` / `--sse-kms-key-id`."""
+    """put_object's server-side-encryption arguments (`storage.encryption`, `--sse`)."""
     if sse in (None, "None"):
         if kms_key_id:
             raise ValueError("a KMS key id needs --sse aws:kms")

@@ -342,6 +342,7 @@ def install_chart(cluster: Cluster, image: str, s3: S3) -> None:
         f"--set=image.tag={tag}",
         "--set=image.pullPolicy=IfNotPresent",
         f"--set=storage.endpoint={s3.endpoint}",
+        "--set=storage.allowHttp=true",
         f"--set=storage.region={s3.region}",
         "--set=storage.credentialsSecret=s3-credentials",
     )

@@ -58,6 +58,8 @@ def installed(sandbox, core, operator) -> Iterator[tuple[str, str]]:
         "--set",
         f"storage.endpoint={sandbox.s3_endpoint}",
         "--set",
+        "storage.allowHttp=true",
+        "--set",
         "image.tag=dev",
     )
     try:

@@ -56,6 +56,7 @@ def installed(sandbox: Any, core: client.CoreV1Api, operator: Any) -> Iterator[t
         "--set", "crds.enabled=false",
         "--set", f"watchNamespaces={{{watched}}}",
         "--set", f"storage.endpoint={sandbox.s3_endpoint}",
+        "--set", "storage.allowHttp=true",
         "--set", "image.tag=dev",
         "--set", "storage.caBundle.configMap.name=corp-ca",
         "--set", "networkPolicy.enabled=true",

@@ -250,7 +250,9 @@ def test_finished_job_is_cleaned_up_after_ttl_and_status_stays(
     sandbox, custom, batch, ml_namespace
 ):
     apply(
-        sandbox, ml_namespace, trainingjob("short-lived", unique_model(), ttlSecondsAfterFinished=3)
+        sandbox,
+        ml_namespace,
+        trainingjob("short-lived", unique_model(), ttlSecondsAfterFinished=30),
     )
     status = wait_phase(custom, PLURAL, ml_namespace, "short-lived", ("Succeeded", "Failed"))[
         "status"
@@ -258,7 +260,7 @@ def test_finished_job_is_cleaned_up_after_ttl_and_status_stays(
     assert status["phase"] == "Succeeded", status.get("message")
     wait_for(
         lambda: not batch.list_namespaced_job(ml_namespace).items,
-        timeout=60,
+        timeout=120,
         what="the Job removed by its TTL",
     )
     settle(3)

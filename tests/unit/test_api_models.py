@@ -87,7 +87,7 @@ def test_training_job_spec_defaults() -> None:
     assert spec.evaluation.metrics == []
     assert spec.promote is True
     assert spec.storage is None
-    assert spec.resources == {}
+    assert spec.resources.to_wire() == {}
     assert (spec.backoff_limit, spec.active_deadline_seconds) == (2, 3600)
     assert spec.ttl_seconds_after_finished == 3600
     assert spec.task is Task.CLASSIFICATION
@@ -357,7 +357,7 @@ INVALID = [
     (
         "ttl",
         TrainingJobSpec,
-        with_change(TJ_SPEC, "ttlSecondsAfterFinished", -1),
+        with_change(TJ_SPEC, "ttlSecondsAfterFinished", 29),
         "ttlSecondsAfterFinished",
     ),
     ("storage-bucket", TrainingJobSpec, with_change(TJ_SPEC, "storage", {}), "bucket"),

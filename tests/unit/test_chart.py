@@ -50,6 +50,7 @@ NAMESPACED_PERMISSIONS = {
     ("ctrain.dev", "continuoustrainings/status"): {"patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("apps", "deployments"): ALL_VERBS,
+    ("apps", "replicasets"): {"list"},
     ("", "services"): ALL_VERBS,
     ("", "pods"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
@@ -162,11 +163,32 @@ def test_default_env_configures_the_default_storage(helm: Path) -> None:
         "CTRAIN_DEFAULT_BUCKET": "models",
         "CTRAIN_DEFAULT_PREFIX": "ctrain",
         "CTRAIN_S3_SECRET": "s3-credentials",
+        "CTRAIN_S3_ALLOWED": "[]",
+        "CTRAIN_S3_ALLOW_HTTP": "false",
+        "CTRAIN_S3_SSE": "None",
+        "CTRAIN_S3_SSE_KMS_KEY_ID": "",
         "CTRAIN_WATCH_NAMESPACES": "",
         "CTRAIN_LOG_FORMAT": "text",
         "CTRAIN_METRICS_PORT": "8080",
     }
     assert "AWS_ENDPOINT_URL" not in env
+
+
+def test_the_allowlist_and_plain_http_reach_the_operator(helm: Path) -> None:
+    from ctrain.controller.config import OperatorConfig
+
+    env = plain_env(
+        render(
+            helm,
+            "storage.allowed[0].endpoint=https://minio.example:9000",
+            "storage.allowed[0].buckets[0]=datasets",
+            "storage.allowHttp=true",
+        )
+    )
+    config = OperatorConfig.from_env(env)
+    assert config.s3_allow_http
+    assert config.storage_allowed("https://minio.example:9000", "datasets")
+    assert not config.storage_allowed("https://minio.example:9000", "other")
 
 
 def test_env_is_what_the_operator_reads(helm: Path) -> None:

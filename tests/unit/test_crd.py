@@ -109,7 +109,10 @@ def test_schema_is_structural(kind: type[Resource]) -> None:
         where = path or "<root>"
         if unknown := set(node) - ALLOWED_KEYS:
             problems.append(f"{where}: keys not allowed in a CRD schema: {sorted(unknown)}")
-        if node.get("type") not in TYPES and not node.get("x-kubernetes-preserve-unknown-fields"):
+        typeless = node.get("x-kubernetes-preserve-unknown-fields") or node.get(
+            "x-kubernetes-int-or-string"
+        )
+        if node.get("type") not in TYPES and not typeless:
             problems.append(f"{where}: no type")
         if ("properties" in node or "additionalProperties" in node) and node["type"] != "object":
             problems.append(f"{where}: an object without type: object")
@@ -251,9 +254,17 @@ def test_gate_rules_are_bounded_for_the_cel_cost_budget() -> None:
 
 def test_free_form_objects_preserve_unknown_fields() -> None:
     spec = node_at(schema_of(TrainingJob), "spec")
-    for path in ("estimator.params", "resources"):
-        node = node_at(spec, path)
-        assert node == {**node, "type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    node = node_at(spec, "estimator.params")
+    assert node == {**node, "type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def test_resources_have_the_resource_requirements_schema() -> None:
+    resources = node_at(schema_of(TrainingJob), "spec.resources")
+    assert set(resources["properties"]) == {"limits", "requests", "claims"}
+    assert "x-kubernetes-preserve-unknown-fields" not in resources
+    quantity = resources["properties"]["limits"]["additionalProperties"]
+    assert quantity["x-kubernetes-int-or-string"] is True
+    assert "type" not in quantity and "pattern" in quantity
 
 
 def test_enums_and_defaults_come_from_the_models() -> None:

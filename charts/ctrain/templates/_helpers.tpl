@@ -113,6 +113,10 @@ call; no wildcards and no Secrets (credentials reach pods through secretKeyRef).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Only pods of a deployment's current ReplicaSet are asked for metrics and drift.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

@@ -31,6 +31,25 @@ IMMUTABLE_SPEC_RULE = {
     "message": "spec is immutable once a TrainingJob exists; create a new TrainingJob",
 }
 
+# Names become label values (63 characters at most) on every child, and a ModelDeployment's
+# name is its Service's, which must be a DNS-1035 label. Rejected at admission, so no
+# object exists that the operator could not build children for. (A ContinuousTraining's
+# name is hashed where it becomes a label value or a run's name.)
+NAME_RULES: dict[str, dict[str, str]] = {
+    TrainingJob.KIND: {
+        "rule": "self.metadata.name.size() <= 63",
+        "message": "a TrainingJob name is at most 63 characters (it is a label value)",
+        "reason": "FieldValueInvalid",
+    },
+    ModelDeployment.KIND: {
+        "rule": "self.metadata.name.size() <= 63 && "
+        "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "message": "a ModelDeployment name is a DNS-1035 label (its Service's name): at most "
+        "63 characters, lowercase letters, digits and '-', starting with a letter",
+        "reason": "FieldValueInvalid",
+    },
+}
+
 _DROPPED = {"title", "examples", "$schema", "$defs"}
 _AGE = {
     "name": "Age",
@@ -130,6 +149,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     is_free_object = out.get("type") == "object" and not (
         "properties" in out or "additionalProperties" in out
     )
+    if out.get("x-kubernetes-int-or-string"):
+        return out  # a Quantity: typeless by design, neither object nor free-form
     if is_free_object or "type" not in out:
         out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
@@ -153,7 +174,7 @@ def _object_schema(kind: type[Resource]) -> dict[str, Any]:
             *spec.get("x-kubernetes-validations", []),
             IMMUTABLE_SPEC_RULE,
         ]
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": kind.__doc__,
         "required": ["spec"],
@@ -173,6 +194,9 @@ def _object_schema(kind: type[Resource]) -> dict[str, Any]:
             "status": status,
         },
     }
+    if kind.KIND in NAME_RULES:
+        schema["x-kubernetes-validations"] = [NAME_RULES[kind.KIND]]
+    return schema
 
 
 def build_crd(kind: type[Resource]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ checkout's image for the pods it creates (imported into the node; the node agent
 images), so `kubectl apply` of a TrainingJob works right after `ctrain dev up`.
 """
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -75,6 +76,10 @@ def operator_env(state: "State") -> dict[str, str]:
         "CTRAIN_DEFAULT_BUCKET": "models",
         "CTRAIN_DEFAULT_PREFIX": "ctrain",
         "CTRAIN_IMAGE": state.image or CHART_IMAGE,
+        # moto speaks plain HTTP on localhost, and the tests' datasets live in other
+        # buckets of the same endpoint.
+        "CTRAIN_S3_ALLOW_HTTP": "true",
+        "CTRAIN_S3_ALLOWED": json.dumps([{"endpoint": state.s3_endpoint, "buckets": ["*"]}]),
         # The operator itself reads the registry (aliases, drift) with these.
         **{k: v for k, v in state.env().items() if k.startswith("AWS_")},
     }

@@ -5,12 +5,22 @@ that a future API version can reuse them, and so that the operator, the trainer 
 tests share one set of condition types, reasons and phases instead of string literals.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -25,9 +35,13 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "EncryptionSpec",
     "Int32",
     "Int64",
+    "Quantity",
     "Reason",
+    "ResourceClaim",
+    "ResourceRequirements",
     "StatusModel",
     "StorageSpec",
     "TemplateMetadata",
@@ -35,6 +49,8 @@ __all__ = [
     "format_time",
     "model_name_field",
     "resources_field",
+    "shown",
+    "shown_names",
     "storage_location",
     "validation_message",
 ]
@@ -104,13 +120,39 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
 
 
+# Names taken from a user's spec or data (parameters, columns, fields) are echoed back in
+# messages that land in status and Events, which people without access to the data or the
+# spec's author may read: a message shows a few of them, each cut short, never all.
+SHOWN_NAMES = 8
+SHOWN_WIDTH = 64
+
+
+def shown(name: object, width: int = SHOWN_WIDTH) -> str:
+    """`name` as text of at most `width` characters (longer ones end in "…")."""
+    text = str(name)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def shown_names(names: Iterable[object], count: int = SHOWN_NAMES, width: int = SHOWN_WIDTH) -> str:
+    """At most `count` of `names`, comma-separated and each `shown`, then how many more."""
+    listed = list(names)
+    text = ", ".join(shown(name, width) for name in listed[:count])
+    if len(listed) > count:
+        text += f" and {len(listed) - count} more"
+    return text
+
+
 def validation_message(error: ValidationError) -> str:
     """`spec.dataset.uri: String should match pattern ...` for each problem, field first:
-    how an object whose spec the operator cannot parse is reported in status and Events."""
+    how an object whose spec the operator cannot parse is reported in status and Events.
+    At most `SHOWN_NAMES` problems, each field path cut short (a path holds user keys)."""
+    problems = error.errors()
     parts = []
-    for problem in error.errors():
-        location = ".".join(str(part) for part in ("spec", *problem["loc"]))
-        parts.append(f"{location}: {problem['msg']}")
+    for problem in problems[:SHOWN_NAMES]:
+        location = shown(".".join(str(part) for part in ("spec", *problem["loc"])), 256)
+        parts.append(f"{location}: {shown(problem['msg'], 512)}")
+    if len(problems) > SHOWN_NAMES:
+        parts.append(f"and {len(problems) - SHOWN_NAMES} more problems")
     return "; ".join(parts)
 
 
@@ -153,6 +195,7 @@ class Reason(StrEnum):
     RECONCILED = "Reconciled"
     INVALID_SPEC = "InvalidSpec"
     STORAGE_ERROR = "StorageError"
+    STORAGE_FORBIDDEN = "StorageForbidden"
     # TrainingJob lifecycle
     JOB_CREATED = "JobCreated"
     JOB_RUNNING = "JobRunning"
@@ -245,6 +288,38 @@ class Condition(StatusModel):
     )
 
 
+class EncryptionSpec(ApiModel):
+    """Server-side encryption of every object ctrain writes to the storage."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.kmsKeyId) || self.type == 'aws:kms'",
+                    "message": "kmsKeyId needs type aws:kms",
+                }
+            ]
+        }
+    )
+
+    type: Literal["None", "AES256", "aws:kms"] = Field(
+        description="None (the bucket's default), AES256 (SSE-S3) or aws:kms (SSE-KMS)."
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        description="KMS key (id, ARN or alias/...) for aws:kms; unset: the bucket's key.",
+        min_length=1,
+        max_length=2048,
+        pattern=r"^[^\s]+$",
+    )
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> Self:
+        if self.kms_key_id and self.type != "aws:kms":
+            raise ValueError("kmsKeyId needs type aws:kms")
+        return self
+
+
 class StorageSpec(ApiModel):
     """Where model artifacts live: an S3-compatible bucket; unset fields use operator defaults."""
 
@@ -284,6 +359,11 @@ class StorageSpec(ApiModel):
         description="S3 addressing style: path (MinIO, most S3-compatible stores) or virtual "
         "(AWS virtual-hosted style); the operator's default when unset.",
     )
+    encryption: EncryptionSpec | None = Field(
+        default=None,
+        description="Server-side encryption of every object written (models, metadata, "
+        "references, the champion log, prediction logs); the operator's default when unset.",
+    )
 
 
 # Where the registry is when neither the object nor the operator names it.
@@ -314,13 +394,73 @@ def model_name_field() -> Any:
     )
 
 
+# resource.Quantity's canonical pattern (k8s.io/apimachinery), as in the built-in CRDs.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+def _quantity_text(value: Any) -> Any:
+    # An integer is a quantity too (`cpu: 2`); a bool is not.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_text),
+    Field(max_length=64, pattern=QUANTITY_PATTERN),
+    WithJsonSchema(
+        {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN, "maxLength": 64}
+    ),
+]
+"""A resource.Quantity: `2`, `500m`, `1Gi` (an integer or a string, as in a Pod)."""
+
+
+class ResourceClaim(ApiModel):
+    """One dynamic resource claim a container uses (core/v1 ResourceClaim)."""
+
+    name: str = Field(
+        description="Name of an entry in the pod's resourceClaims.",
+        max_length=63,
+        pattern=DNS1123_LABEL,
+    )
+    request: str | None = Field(
+        default=None,
+        description="The request of the claim to use.",
+        max_length=63,
+        pattern=DNS1123_LABEL,
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of a container: core/v1 ResourceRequirements, field for field, so
+    the API rejects a typo (`limit:`, `cpu: two`) instead of the pod ignoring it."""
+
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Maximum amount of compute resources allowed, e.g. {cpu: 2, memory: 1Gi}.",
+        max_length=32,
+    )
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Minimum amount of compute resources required, e.g. {cpu: 500m}.",
+        max_length=32,
+    )
+    claims: list[ResourceClaim] | None = Field(
+        default=None,
+        description="Dynamic resource claims (spec.resourceClaims of the pod) used by this "
+        "container.",
+        max_length=16,
+    )
+
+
 def resources_field() -> Any:
     """The `resources` field: a core/v1 ResourceRequirements passed through to a container."""
     return Field(
-        default_factory=dict,
+        default_factory=ResourceRequirements,
         description="Compute resources of the container, as in a Pod's "
-        "resources (requests, limits).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        "resources (requests, limits, claims).",
     )
 
 

@@ -1,6 +1,7 @@
 """The ContinuousTraining spec: a TrainingJob template and the triggers that start runs."""
 
 import zoneinfo
+from datetime import UTC, datetime
 from typing import Literal
 
 from croniter import croniter
@@ -104,6 +105,12 @@ class TriggersSpec(ApiModel):
         fields_ok = value.startswith("@") or len(value.split()) == 5
         if not (fields_ok and croniter.is_valid(value)):
             raise ValueError(f"{value!r} is not a cron schedule (5 fields or @daily etc.)")
+        try:
+            # A schedule can parse and still never fire (`0 0 30 2 *`): croniter searches
+            # years ahead and gives up. (From a leap year, `0 0 29 2 *` is found at once.)
+            croniter(value, datetime(2024, 1, 1, tzinfo=UTC)).get_next(datetime)
+        except ValueError as error:  # croniter's CroniterBadDateError
+            raise ValueError(f"{value!r} never fires: {error}") from error
         return value
 
     @field_validator("time_zone")

@@ -1,11 +1,18 @@
 """The ModelDeployment spec: which model version to serve, how to roll it out, what to watch."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from ctrain.api.catalog import Metric
-from ctrain.api.common import ApiModel, Int32, StorageSpec, model_name_field, resources_field
+from ctrain.api.common import (
+    ApiModel,
+    Int32,
+    ResourceRequirements,
+    StorageSpec,
+    model_name_field,
+    resources_field,
+)
 
 __all__ = [
     "CanarySpec",
@@ -243,4 +250,4 @@ class ModelDeploymentSpec(ApiModel):
     storage: StorageSpec | None = Field(
         default=None, description="Model registry location; the operator's default when unset."
     )
-    resources: dict[str, Any] = resources_field()
+    resources: ResourceRequirements = resources_field()

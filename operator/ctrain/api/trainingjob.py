@@ -13,6 +13,7 @@ from ctrain.api.common import (
     ApiModel,
     Int32,
     Int64,
+    ResourceRequirements,
     StorageSpec,
     model_name_field,
     resources_field,
@@ -321,7 +322,7 @@ class TrainingJobSpec(ApiModel):
     storage: StorageSpec | None = Field(
         default=None, description="Model registry location; the operator's default when unset."
     )
-    resources: dict[str, Any] = resources_field()
+    resources: ResourceRequirements = resources_field()
     backoff_limit: Int32 = Field(
         default=2, ge=0, description="Retries of the training pod before the run fails."
     )
@@ -330,9 +331,11 @@ class TrainingJobSpec(ApiModel):
     )
     ttl_seconds_after_finished: Int32 = Field(
         default=3600,
-        ge=0,
+        # The operator reads the outcome from the pods once the Job concludes: a Job gone
+        # within seconds could take it along while the operator is busy or restarting.
+        ge=30,
         description="Seconds after the run finishes until its Job and pods are deleted "
-        "(the TrainingJob stays).",
+        "(the TrainingJob stays); at least 30, so the operator reads the outcome first.",
     )
 
     @model_validator(mode="after")

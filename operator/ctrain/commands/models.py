@@ -17,6 +17,7 @@ as for every ctrain role. Tests can pass a ready S3 client as ``obj={"s3_client"
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 from ctrain.commands.output import emit, output_option, table
 from ctrain.registry import Registry, RegistryError
 from ctrain.report.history import ModelHistory, load_history, rejection
-from ctrain.storage import make_s3_client
+from ctrain.storage import SSE_ENV, SSE_KMS_KEY_ENV, encryption_args, make_s3_client
 
 __all__ = ["models"]
 
@@ -59,7 +60,11 @@ def _registry(bucket: str, prefix: str) -> Registry:
     obj = ctx.find_root().obj
     client = obj.get("s3_client") if isinstance(obj, dict) else None
     try:
-        return Registry(client or make_s3_client(), bucket, prefix)
+        # A promotion writes the champion log: encrypted as the trainer's writes are.
+        encryption = encryption_args(
+            os.environ.get(SSE_ENV) or "None", os.environ.get(SSE_KMS_KEY_ENV) or None
+        )
+        return Registry(client or make_s3_client(), bucket, prefix, encryption=encryption)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 

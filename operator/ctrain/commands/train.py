@@ -1,13 +1,15 @@
 """`ctrain train`: one training run, the command of a TrainingJob's pod.
 
-The operator runs ``ctrain train --spec-json '<TrainingJob.spec>'``; people can run the
-same thing locally with ``--spec-file``. The result (or the failure, with its reason) is
-written as JSON to ``--termination-log`` for the operator and printed on stdout; progress
-goes to stderr as log lines, ``key=value`` text or, with ``--log-format json``, one JSON
-object per line with the fields of the operator's JSON logs (``message``, ``timestamp``,
-``severity``) plus ``logger``. Exit code 0 on success; a failure's exit code tells its
-class (docs/contracts.md): 10 invalid spec, 11 invalid data, 12 training failed (not
-retried by the Job), 1 anything that may pass on a retry (storage, unforeseen errors).
+The operator runs ``ctrain train --spec-file <file>`` (the spec projected from a pod
+annotation: a spec in args would be `$(VAR)`-expanded by the kubelet); people can run the
+same thing locally with ``--spec-json`` or ``--spec-file``. The result (or the failure,
+with its reason) is written as JSON to ``--termination-log`` for the operator and printed
+on stdout; progress goes to stderr as log lines, ``key=value`` text or, with
+``--log-format json``, one JSON object per line with the fields of the operator's JSON logs
+(``message``, ``timestamp``, ``severity``) plus ``logger``. Exit code 0 on success; a
+failure's exit code tells its class (docs/contracts.md): 10 invalid spec, 11 invalid data,
+12 training failed (not retried by the Job), 1 anything that may pass on a retry (storage,
+unforeseen errors).
 
 Where the registry lives: ``--bucket``/``--prefix`` on the command line win, then the
 spec's ``storage``, then ``CTRAIN_BUCKET``/``CTRAIN_PREFIX``, then ``models``/``ctrain``.

@@ -5,12 +5,49 @@ Storage defaults apply to every TrainingJob and ModelDeployment that does not se
 """
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
+from ctrain.storage import encryption_args
 
-__all__ = ["OperatorConfig"]
+__all__ = ["ANY_BUCKET", "OperatorConfig", "StorageGrant"]
+
+ANY_BUCKET = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageGrant:
+    """One entry of the operator's S3 allowlist: buckets on an endpoint (None: AWS S3)."""
+
+    endpoint: str | None
+    buckets: tuple[str, ...]
+
+    def allows(self, endpoint: str | None, bucket: str) -> bool:
+        same = (self.endpoint or None) == (endpoint or None)
+        return same and (ANY_BUCKET in self.buckets or bucket in self.buckets)
+
+
+def _sse(kind: str, kms_key_id: str | None) -> str:
+    """The default encryption type, checked at start (a typo must not mean unencrypted)."""
+    encryption_args(kind, kms_key_id)  # raises ValueError for an unknown type
+    return kind
+
+
+def _grants(text: str) -> tuple[StorageGrant, ...]:
+    """`CTRAIN_S3_ALLOWED`: a JSON list of {endpoint, buckets}; a malformed value stops the
+    operator at start rather than widening or silently narrowing what it may read."""
+    entries = json.loads(text)
+    if not isinstance(entries, list):
+        raise ValueError("CTRAIN_S3_ALLOWED must be a JSON list of {endpoint, buckets}")
+    grants = []
+    for entry in entries:
+        buckets = entry.get("buckets") if isinstance(entry, dict) else None
+        if not isinstance(buckets, list) or not all(isinstance(b, str) for b in buckets):
+            raise ValueError(f"CTRAIN_S3_ALLOWED: {entry!r} needs a list of buckets")
+        grants.append(StorageGrant(entry.get("endpoint") or None, tuple(buckets)))
+    return tuple(grants)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +64,37 @@ class OperatorConfig:
     # How often a followed champion alias is read again (a conditional request): the delay
     # before a champion moved outside the cluster (`ctrain models promote`) rolls out.
     registry_poll_seconds: float = 5.0
-    # Server-side encryption of the objects the operator's pods write (prediction logs,
-    # performance.json): `AES256` or `aws:kms`; None writes with the bucket's default.
-    s3_sse: str | None = None
+    # What the operator may read with its own credentials besides the default storage
+    # (its bucket on its endpoint), whatever endpoint or bucket an object names.
+    s3_allowed: tuple[StorageGrant, ...] = ()
+    # Plain-HTTP S3 endpoints send keys and data unencrypted: refused unless allowed.
+    s3_allow_http: bool = False
+    # Server-side encryption of objects whose storage names none: None | AES256 | aws:kms.
+    s3_sse: str = "None"
     s3_sse_kms_key_id: str | None = None
+
+    def default_encryption(self) -> dict[str, str] | None:
+        """`storage.encryption` for objects that set none (None: the bucket's default)."""
+        if self.s3_sse == "None":
+            return None
+        found = {"type": self.s3_sse}
+        if self.s3_sse_kms_key_id:
+            found["kmsKeyId"] = self.s3_sse_kms_key_id
+        return found
+
+    def storage_allowed(self, endpoint: str | None, bucket: str) -> bool:
+        """Whether the operator may send requests to `bucket` on `endpoint` (None: AWS)."""
+        default = StorageGrant(self.s3_endpoint, (self.default_bucket,))
+        return any(grant.allows(endpoint, bucket) for grant in (default, *self.s3_allowed))
+
+    def endpoint_refused(self, endpoint: str | None) -> str | None:
+        """Why no one may use `endpoint` (a plain-HTTP one, unless allowed); None if fine."""
+        if endpoint and endpoint.lower().startswith("http://") and not self.s3_allow_http:
+            return (
+                f"the S3 endpoint {endpoint} is plain HTTP (credentials and data unencrypted); "
+                "the operator allows only https:// endpoints (storage.allowHttp)"
+            )
+        return None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":
@@ -50,6 +114,8 @@ class OperatorConfig:
             registry_poll_seconds=float(
                 env.get("CTRAIN_REGISTRY_POLL_SECONDS", defaults.registry_poll_seconds)
             ),
-            s3_sse=env.get("CTRAIN_S3_SSE") or None,
+            s3_allowed=_grants(env.get("CTRAIN_S3_ALLOWED") or "[]"),
+            s3_allow_http=env.get("CTRAIN_S3_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
+            s3_sse=_sse(env.get("CTRAIN_S3_SSE") or "None", env.get("CTRAIN_S3_SSE_KMS_KEY_ID")),
             s3_sse_kms_key_id=env.get("CTRAIN_S3_SSE_KMS_KEY_ID") or None,
         )

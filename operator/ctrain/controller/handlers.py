@@ -77,7 +77,7 @@ def build_runtime(
         kube=kube,
         config=operator_config,
         stores=stores_for((kind.resource, kind.children) for kind in KINDS),
-        storage=StorageWatch(S3Clients(), wake=wake, notify=notify),
+        storage=StorageWatch(S3Clients(operator_config), wake=wake, notify=notify),
         relations=Followers(),
         memory=Memory(),
     )

@@ -37,6 +37,7 @@ __all__ = [
     "JOBS",
     "MODELDEPLOYMENTS",
     "PODS",
+    "REPLICASETS",
     "SERVICES",
     "TRAININGJOBS",
     "ApiError",
@@ -79,6 +80,7 @@ JOBS = Resource("batch", "v1", "jobs", "Job")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 PODS = Resource("", "v1", "pods", "Pod")
 SERVICES = Resource("", "v1", "services", "Service")
+REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
 EVENTS = Resource("", "v1", "events", "Event")
 
 

@@ -1,6 +1,9 @@
 """Pure pieces every pod the operator creates shares: Pod Security `restricted`, storage env.
 
 Credentials reach pods only through `secretKeyRef`; the operator never reads a Secret.
+The kubelet expands `$(VAR)` in env values, command and args with the container's
+environment (which holds those credentials): every value taken from a user's spec is
+`literal`, with `$` doubled, so it reaches the process as written.
 """
 
 from typing import Any
@@ -8,6 +11,7 @@ from typing import Any
 from ctrain.api import StorageSpec
 from ctrain.api.common import storage_location
 from ctrain.controller.config import OperatorConfig
+from ctrain.storage import SSE_ENV, SSE_KMS_KEY_ENV
 
 __all__ = [
     "ACCESS_KEY",
@@ -16,6 +20,7 @@ __all__ = [
     "POD_SECURITY_CONTEXT",
     "SCRATCH_DIR",
     "SECRET_KEY",
+    "literal",
     "owner_reference",
     "scratch_volume",
     "storage_env",
@@ -54,19 +59,31 @@ def storage_settings(storage: StorageSpec | None, config: OperatorConfig) -> dic
         "endpoint": (storage and storage.endpoint) or config.s3_endpoint,
         "region": (storage and storage.region) or config.s3_region,
         "addressingStyle": (storage and storage.addressing_style) or config.s3_addressing_style,
+        "encryption": (storage.encryption.to_wire() if storage and storage.encryption else None)
+        or config.default_encryption(),
     }
+
+
+def literal(text: str) -> str:
+    """`text` escaped for Kubernetes' `$(VAR)` expansion (`$$` is a literal `$`)."""
+    return text.replace("$", "$$")
 
 
 def storage_env(storage: dict[str, Any]) -> list[dict[str, Any]]:
     """Environment for boto3 in a pod: endpoint and region as values, keys from the Secret."""
     env: list[dict[str, Any]] = [
-        {"name": "AWS_DEFAULT_REGION", "value": storage["region"]},
+        {"name": "AWS_DEFAULT_REGION", "value": literal(storage["region"])},
         {"name": "CTRAIN_S3_ADDRESSING_STYLE", "value": storage["addressingStyle"]},
         {"name": "CTRAIN_BUCKET", "value": storage["bucket"]},
-        {"name": "CTRAIN_PREFIX", "value": storage["prefix"]},
+        {"name": "CTRAIN_PREFIX", "value": literal(storage["prefix"])},
     ]
     if storage.get("endpoint"):
-        env.append({"name": "AWS_ENDPOINT_URL", "value": storage["endpoint"]})
+        env.append({"name": "AWS_ENDPOINT_URL", "value": literal(storage["endpoint"])})
+    encryption = storage.get("encryption") or {}
+    if encryption:
+        env.append({"name": SSE_ENV, "value": encryption["type"]})
+    if encryption.get("kmsKeyId"):
+        env.append({"name": SSE_KMS_KEY_ENV, "value": literal(encryption["kmsKeyId"])})
     if storage.get("secretRef"):
         for key in (ACCESS_KEY, SECRET_KEY):
             env.append(

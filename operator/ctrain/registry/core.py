@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -100,8 +100,9 @@ class Registry:
         max_claim_attempts: int = 1000,
         settle_seconds: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        encryption: Mapping[str, str] | None = None,
     ) -> None:
-        self._store = ObjectStore(s3_client, bucket)
+        self._store = ObjectStore(s3_client, bucket, encryption)
         self.layout = Layout(bucket, prefix)
         self._clock = clock
 

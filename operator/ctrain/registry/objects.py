@@ -47,11 +47,15 @@ def _unavailable(exc: Exception, action: str) -> StorageUnavailable:
 
 
 class ObjectStore:
-    """get/put/list/delete on one bucket with classified errors."""
+    """get/put/list/delete on one bucket with classified errors; every put carries
+    `encryption` (put_object's server-side-encryption arguments, `storage.encryption`)."""
 
-    def __init__(self, s3_client: S3Client, bucket: str) -> None:
+    def __init__(
+        self, s3_client: S3Client, bucket: str, encryption: Mapping[str, str] | None = None
+    ) -> None:
         self.s3 = s3_client
         self.bucket = bucket
+        self.encryption = dict(encryption or {})
 
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -98,18 +102,24 @@ class ObjectStore:
         `encryption`: put_object's server-side-encryption arguments
         (`ctrain.storage.encryption_args`)."""
         extra: dict[str, Any] = {}
+        conditional = if_none_match or if_match is not None
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
             extra["IfMatch"] = if_match
         try:
             self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                **extra, **(encryption or {}),
-            )  # fmt: skip
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                **(self.encryption if encryption is None else encryption),
+                **extra,
+            )
         except ClientError as exc:
-            lost = _code(exc) in _CONFLICT_CODES or _status(exc) in _CONFLICT_STATUSES
-            if (if_none_match or if_match is not None) and lost:
+            if conditional and (
+                _code(exc) in _CONFLICT_CODES or _status(exc) in _CONFLICT_STATUSES
+            ):
                 raise ConditionFailed(key) from exc
             raise _unavailable(exc, f"put {self._where(key)}") from exc
         except BotoCoreError as exc:

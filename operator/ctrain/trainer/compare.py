@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ctrain.api import Comparison, ComparisonVerdict, EvaluationSpec, Metric, Reason, Task
+from ctrain.api.common import shown_names
 from ctrain.api.contracts import BaselineResult, ModelMetadata
 from ctrain.registry import Registry, RegistryError, StorageUnavailable
 from ctrain.trainer.errors import TrainerError
@@ -135,7 +136,7 @@ def compare_with_champion(
     missing = split.missing_columns(holdout)
     if missing:
         return incomparable(
-            f"its split hashed columns the data no longer has ({', '.join(missing)})",
+            f"its split hashed columns the data no longer has ({shown_names(missing)})",
             excluded_rows=len(holdout),
         )
     unseen = split.held_out(holdout)
@@ -279,7 +280,7 @@ def _incompatibility(metadata: ModelMetadata, challenger: Challenger) -> str:
         return f"target {metadata.target} differs from {challenger.target}"
     missing = [name for name in metadata.features or [] if name not in challenger.holdout]
     if missing:
-        return f"features missing from the data: {', '.join(map(str, missing))}"
+        return f"features missing from the data: {shown_names(missing)}"
     return ""
 
 

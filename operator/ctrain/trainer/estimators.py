@@ -30,6 +30,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain.api import ESTIMATORS, EstimatorSpec, Reason
+from ctrain.api.common import shown_names
 from ctrain.trainer.errors import TrainerError
 from ctrain.trainer.features import NUMERIC
 
@@ -67,7 +68,7 @@ def build_estimator(spec: EstimatorSpec, *, seed: int) -> tuple[BaseEstimator, d
     if unknown:
         raise TrainerError(
             Reason.INVALID_PARAMS,
-            f"unknown parameters for {spec.type}: {', '.join(unknown)}; "
+            f"unknown parameters for {spec.type}: {shown_names(unknown)}; "
             f"valid parameters: {', '.join(valid)}",
         )
     params = dict(spec.params)

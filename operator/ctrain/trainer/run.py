@@ -28,7 +28,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ctrain import __version__
 from ctrain.api import EvaluationSpec, Metric, Reason, StorageSpec, Task, TrainingJobSpec
-from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX, format_time, storage_location
+from ctrain.api.common import (
+    DEFAULT_BUCKET,
+    DEFAULT_PREFIX,
+    format_time,
+    storage_location,
+    validation_message,
+)
 from ctrain.api.contracts import (
     DatasetRecord,
     EstimatorRecord,
@@ -38,7 +44,7 @@ from ctrain.api.contracts import (
 )
 from ctrain.api.status import GateResult
 from ctrain.registry import Layout, Registry, RegistryError, VersionNotFound
-from ctrain.storage import S3Client
+from ctrain.storage import S3Client, encryption_args
 from ctrain.trainer.compare import (
     Challenger,
     Judged,
@@ -119,10 +125,7 @@ def parse_spec(raw_spec: str | Mapping[str, Any]) -> TrainingJobSpec:
         return TrainingJobSpec.parse(data)
     except pydantic.ValidationError as exc:
         errors = exc.errors()
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}"
-            for error in errors
-        )
+        problems = validation_message(exc)
         unknown = any(tuple(error["loc"][:2]) == ("estimator", "type") for error in errors)
         reason = Reason.UNKNOWN_ESTIMATOR if unknown else Reason.INVALID_SPEC
         raise TrainerError(reason, f"invalid spec: {problems}") from exc
@@ -138,7 +141,13 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
         s3 = ctx.client_factory(spec.storage)
     except ValueError as exc:
         raise TrainerError(Reason.STORAGE_ERROR, f"S3 client settings: {exc}") from exc
-    registry = Registry(s3, *ctx.registry_location(spec.storage), clock=ctx.clock)
+    encryption = spec.storage.encryption if spec.storage else None
+    registry = Registry(
+        s3,
+        *ctx.registry_location(spec.storage),
+        clock=ctx.clock,
+        encryption=encryption_args(encryption.type, encryption.kms_key_id) if encryption else None,
+    )
     job, uid = ctx.training_job, ctx.training_job.get("uid", "")
     who = "ctrain train"
     if job.get("name"):

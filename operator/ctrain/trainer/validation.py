@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ctrain.api import ColumnExpectation, Expectations, Reason, Task
+from ctrain.api.common import shown_names
 from ctrain.trainer.errors import TrainerError
 from ctrain.trainer.evaluate import target_kind
 from ctrain.trainer.features import as_text, as_texts
@@ -72,12 +73,12 @@ def check_columns(
             )
     missing = [name for name in features if name not in frame.columns]
     if missing:
-        failures.append(f"features missing from the dataset: {', '.join(missing)}")
+        failures.append(f"features missing from the dataset: {shown_names(missing)}")
     if target in features:
         failures.append(f"target column {target} is also listed as a feature")
     repeated = sorted({name for name in features if list(features).count(name) > 1})
     if repeated:
-        failures.append(f"features listed more than once: {', '.join(repeated)}")
+        failures.append(f"features listed more than once: {shown_names(repeated)}")
     return failures
 
 

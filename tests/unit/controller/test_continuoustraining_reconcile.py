@@ -7,7 +7,7 @@ import pytest
 from fakes import Harness
 
 from ctrain.api.contracts import ModelMetadata, Reference
-from ctrain.controller.config import OperatorConfig
+from ctrain.controller.config import OperatorConfig, StorageGrant
 from ctrain.controller.continuoustraining.builders import CONTINUOUS_LABEL
 from ctrain.controller.kube import CONTINUOUSTRAININGS, MODELDEPLOYMENTS, TRAININGJOBS
 from ctrain.controller.runtime.store import ObjectRef
@@ -40,7 +40,14 @@ def loop(triggers: dict | None = None, annotations: dict | None = None, **spec: 
 
 @pytest.fixture
 def harness(moto_endpoint: str, s3_env: dict[str, str], bucket: str) -> Harness:
-    return Harness(OperatorConfig(s3_endpoint=moto_endpoint, default_bucket=bucket))
+    return Harness(
+        OperatorConfig(
+            s3_endpoint=moto_endpoint,
+            default_bucket=bucket,
+            s3_allow_http=True,  # moto on localhost
+            s3_allowed=(StorageGrant(moto_endpoint, ("*",)),),
+        )
+    )
 
 
 def runs(harness: Harness) -> list[dict]:

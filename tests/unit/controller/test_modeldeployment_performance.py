@@ -42,7 +42,12 @@ def publish(registry: Registry) -> None:
 
 @pytest.fixture
 def harness(moto_endpoint: str, s3_env: dict[str, str], bucket: str) -> Harness:
-    config = OperatorConfig(s3_endpoint=moto_endpoint, default_bucket=bucket, s3_sse="AES256")
+    config = OperatorConfig(
+        s3_endpoint=moto_endpoint,
+        default_bucket=bucket,
+        s3_sse="AES256",
+        s3_allow_http=True,  # moto on localhost
+    )
     return Harness(config, now=T0)
 
 

@@ -9,7 +9,7 @@ import pytest
 from fakes import Harness
 
 from ctrain.api.contracts import ModelMetadata, Reference
-from ctrain.controller.config import OperatorConfig
+from ctrain.controller.config import OperatorConfig, StorageGrant
 from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, PODS, SERVICES
 from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
@@ -42,7 +42,12 @@ def deployment(name: str, model: str, **spec: object) -> dict:
 
 @pytest.fixture
 def harness(moto_endpoint: str, s3_env: dict[str, str], bucket: str) -> Harness:
-    config = OperatorConfig(s3_endpoint=moto_endpoint, default_bucket=bucket)
+    config = OperatorConfig(
+        s3_endpoint=moto_endpoint,
+        default_bucket=bucket,
+        s3_allow_http=True,  # moto on localhost
+        s3_allowed=(StorageGrant(moto_endpoint, ("*",)),),
+    )
     return Harness(config)
 
 

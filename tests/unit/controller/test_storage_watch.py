@@ -11,8 +11,9 @@ import pytest
 
 from ctrain.api import Reason
 from ctrain.api.contracts import ModelMetadata, Reference
+from ctrain.controller.config import OperatorConfig, StorageGrant
 from ctrain.controller.runtime.store import ObjectRef
-from ctrain.controller.storage.clients import Endpoint, Location, S3Clients
+from ctrain.controller.storage.clients import Endpoint, Forbidden, Location, S3Clients
 from ctrain.controller.storage.facts import DatasetFact, ModelFact, Resolved, Unreachable
 from ctrain.controller.storage.watch import StorageWatch
 from ctrain.registry import Registry
@@ -70,9 +71,15 @@ def endpoint(moto_endpoint: str, s3_env: dict[str, str]) -> Endpoint:
     return Endpoint(moto_endpoint, "us-east-1", "path")
 
 
+def allowing(endpoint: Endpoint, *buckets: str) -> OperatorConfig:
+    """An operator allowed `buckets` (any, by default) on `endpoint`, over plain HTTP."""
+    grant = StorageGrant(endpoint.url, buckets or ("*",))
+    return OperatorConfig(s3_allowed=(grant,), s3_allow_http=True)
+
+
 @pytest.fixture
 def watched(endpoint: Endpoint) -> tuple[Watch, Recorder]:
-    clients = S3Clients()
+    clients = S3Clients(allowing(endpoint))
     recorder = Recorder()
     clients.access(endpoint, "any").meta.events.register("after-call.s3", recorder)
     return Watch(clients), recorder
@@ -184,7 +191,8 @@ def silent_endpoint() -> Iterator[Endpoint]:
 def test_a_silent_endpoint_fails_its_due_facts_at_the_first_timeout(
     silent_endpoint: Endpoint, s3_env: dict[str, str]
 ) -> None:
-    watch = Watch(S3Clients(connect_timeout=0.2, read_timeout=0.2, attempts=1))
+    clients = S3Clients(allowing(silent_endpoint), connect_timeout=0.2, read_timeout=0.2)
+    watch = Watch(clients)
     facts = [
         ModelFact(Location(silent_endpoint, "models", ""), f"m{i}", "champion") for i in range(12)
     ]
@@ -217,3 +225,60 @@ def test_an_endpoint_is_asked_a_bounded_number_of_times_a_second(
         reads = len(recorder.calls)
     # 200 facts asked for every 5 s would be 40 reads a second; the endpoint gets 10
     assert 10 * 55 <= reads <= 10 * 60
+
+
+def test_outside_the_allowlist_no_request_is_made(
+    registry: Registry, bucket: str, endpoint: Endpoint
+) -> None:
+    """A bucket or an endpoint the operator was not given reads as StorageForbidden, and
+    the store never hears of it."""
+    clients = S3Clients(allowing(endpoint, bucket))
+    recorder = Recorder()
+    clients.access(endpoint, bucket).meta.events.register("after-call.s3", recorder)
+    watch = Watch(clients)
+    publish(registry, "iris", 1)
+    other = Endpoint("https://s3.elsewhere.example", "us-east-1", "path")
+    facts = [
+        ModelFact(Location(endpoint, "someone-elses", "ctrain"), "iris", "champion"),
+        ModelFact(Location(other, bucket, "ctrain"), "iris", "champion"),
+        DatasetFact(endpoint, "s3://someone-elses/data.csv"),
+    ]
+    for index, fact in enumerate(facts):
+        watch.watch.follow(follower(index), {fact: 10.0})
+        watch.watch.poll(fact.endpoint)
+        reading = watch.watch.reading(fact)
+        assert reading is not None and reading.failure is not None
+        assert reading.failure.reason == Reason.STORAGE_FORBIDDEN
+    assert recorder.calls == []
+    allowed = ModelFact(Location(endpoint, bucket, "ctrain"), "iris", "champion")
+    watch.watch.follow(follower(9), {allowed: 10.0})
+    watch.watch.poll(endpoint)
+    assert recorder.calls
+
+
+def test_plain_http_and_unlisted_buckets_are_refused_by_default() -> None:
+    config = OperatorConfig(s3_endpoint="http://minio:9000", default_bucket="models")
+    clients = S3Clients(config)
+    with pytest.raises(Forbidden, match="plain HTTP"):
+        clients.access(Endpoint("http://minio:9000", "us-east-1", "path"), "models")
+    secure = S3Clients(OperatorConfig(s3_endpoint="https://minio:9000"))
+    secure.access(Endpoint("https://minio:9000", "us-east-1", "path"), "models")
+    with pytest.raises(Forbidden, match="allowlist"):
+        secure.access(Endpoint("https://minio:9000", "us-east-1", "path"), "datasets")
+    with pytest.raises(Forbidden):
+        secure.access(Endpoint(None, "us-east-1", "path"), "models")
+
+
+def test_the_allowlist_is_read_from_the_environment() -> None:
+    env = {
+        "CTRAIN_S3_ALLOWED": '[{"endpoint": "https://a", "buckets": ["x", "y"]},'
+        ' {"buckets": ["*"]}]',
+        "CTRAIN_S3_ALLOW_HTTP": "true",
+    }
+    config = OperatorConfig.from_env(env)
+    assert config.s3_allow_http
+    assert config.storage_allowed("https://a", "y")
+    assert not config.storage_allowed("https://a", "z")
+    assert config.storage_allowed(None, "anything")
+    with pytest.raises(ValueError, match="buckets"):
+        OperatorConfig.from_env({"CTRAIN_S3_ALLOWED": '[{"endpoint": "https://a"}]'})

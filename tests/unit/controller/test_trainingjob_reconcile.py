@@ -182,3 +182,20 @@ def test_a_job_the_apiserver_refuses_fails_the_trainingjob_with_its_message() ->
     assert status["phase"] == "Failed"
     assert "resources" in status["message"]
     assert harness.runtime.loops["TrainingJob"].queue.scheduled() == 0
+
+
+def test_a_plain_http_endpoint_is_forbidden_unless_allowed() -> None:
+    from ctrain.controller.config import OperatorConfig
+
+    storage = {"bucket": "models", "endpoint": "http://minio.example:9000"}
+    harness = Harness()
+    harness.api.put(TRAININGJOBS, trainingjob(storage=storage))
+    harness.drain()
+    assert ("create", "Job", "iris-train") not in harness.api.writes()
+    status = harness.api.find(TRAININGJOBS, NS, "iris")["status"]
+    assert status["phase"] == "Failed"
+    assert status["message"].startswith("StorageForbidden: the S3 endpoint")
+    allowed = Harness(OperatorConfig(s3_allow_http=True))
+    allowed.api.put(TRAININGJOBS, trainingjob(storage=storage))
+    allowed.drain()
+    assert ("create", "Job", "iris-train") in allowed.api.writes()

@@ -144,7 +144,11 @@ def _cron(schedule: str, start: datetime, time_zone: str | None) -> croniter:
 
 def next_slot(schedule: str, time_zone: str | None, after: datetime) -> datetime:
     """The first scheduled time strictly after `after`, in UTC."""
-    slot: datetime = _cron(schedule, after, time_zone).get_next(datetime)
+    cron = _cron(schedule, after, time_zone)
+    try:
+        slot: datetime = cron.get_next(datetime)
+    except ValueError as error:  # parses, yet names no date that exists (`0 0 30 2 *`)
+        raise InvalidTrigger("spec.triggers.schedule", f"{schedule!r} never fires") from error
     return slot.astimezone(UTC)
 
 

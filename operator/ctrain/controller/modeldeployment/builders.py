@@ -12,7 +12,6 @@ from typing import Any
 
 from ctrain.api import ModelDeploymentSpec
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.modeldeployment.checkjob import sse_env
 from ctrain.controller.names import child_name
 from ctrain.controller.podspec import (
     CONTAINER_SECURITY_CONTEXT,
@@ -147,7 +146,6 @@ def build_deployment(
             {"name": "HOME", "value": SCRATCH_DIR},
             {"name": "TMPDIR", "value": SCRATCH_DIR},
             *storage_env(storage),
-            *(sse_env(config) if prediction_log_args(spec) else []),
         ],
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
@@ -158,7 +156,7 @@ def build_deployment(
             "timeoutSeconds": 2,
         },
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
-        "resources": spec.resources or {},
+        "resources": spec.resources.to_wire(),
         "securityContext": CONTAINER_SECURITY_CONTEXT,
         "volumeMounts": [mount],
     }

@@ -37,7 +37,6 @@ __all__ = [
     "build_check_job",
     "check_job_name",
     "check_result",
-    "sse_env",
 ]
 
 CHECK_LABEL = "ctrain.dev/performance-check"
@@ -52,16 +51,6 @@ Body = dict[str, Any]
 
 def check_job_name(md_name: str) -> str:
     return child_name(md_name, "perf")
-
-
-def sse_env(config: OperatorConfig) -> list[Body]:
-    """Server-side encryption of what the pod writes, from the operator's settings."""
-    env = []
-    if config.s3_sse:
-        env.append({"name": "CTRAIN_S3_SSE", "value": config.s3_sse})
-    if config.s3_sse_kms_key_id:
-        env.append({"name": "CTRAIN_S3_SSE_KMS_KEY_ID", "value": config.s3_sse_kms_key_id})
-    return env
 
 
 def build_check_job(
@@ -93,7 +82,6 @@ def build_check_job(
             {"name": "HOME", "value": SCRATCH_DIR},
             {"name": "TMPDIR", "value": SCRATCH_DIR},
             *storage_env(storage),
-            *sse_env(config),
         ],
         "resources": spec.resources or {},
         "securityContext": CONTAINER_SECURITY_CONTEXT,

@@ -2,6 +2,13 @@
 
 The operator asks each ready pod directly at its IP (`/metrics`, `/drift`), as Prometheus
 would scrape it, so canary decisions need no monitoring stack.
+
+What a pod says decides rollouts, so only pods the deployment's current ReplicaSet
+controls are asked (`scrape_ips`): anyone who may create pods in the namespace can give
+one the right labels, but a pod claiming a ReplicaSet as its controller is counted by
+that ReplicaSet's controller, which deletes the surplus (or releases a pod its selector
+does not match). Answers are read with short timeouts and at most `BODY_LIMIT` bytes: a
+pod cannot hold a worker or fill the operator's memory.
 """
 
 import dataclasses
@@ -16,21 +23,78 @@ from pydantic import ValidationError
 
 from ctrain.api.common import format_time
 from ctrain.api.contracts import DriftReport
+from ctrain.controller.kube import REPLICASETS, Kube
 
 __all__ = [
+    "BODY_LIMIT",
     "INFER_ROUTE",
     "TIMEOUT",
     "PodCounts",
     "canary_counts",
     "combine_drift",
     "drift_reports",
+    "owned_pods",
     "ready_pod_ips",
     "request_counts",
+    "scrape_ips",
 ]
 
 log = logging.getLogger("ctrain.operator")
-TIMEOUT = httpx.Timeout(3.0)
+# A pod answers these from memory in milliseconds; one that does not is skipped.
+TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+BODY_LIMIT = 1 << 20  # the largest /metrics or /drift answer read (1 MiB)
 INFER_ROUTE = "infer"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+class TooLarge(httpx.HTTPError):
+    """A pod's answer exceeded BODY_LIMIT."""
+
+
+def _controller_uid(body: dict[str, Any]) -> str | None:
+    for ref in body["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def scrape_ips(
+    kube: Kube, deployment: dict[str, Any] | None, pods: list[dict[str, Any]]
+) -> list[str]:
+    """IPs of the ready `pods` controlled by `deployment`'s current ReplicaSet (one list
+    of ReplicaSets, made only when there is something to scrape)."""
+    return ready_pod_ips(owned_pods(kube, deployment, [p for p in pods if ready_pod_ips([p])]))
+
+
+def owned_pods(
+    kube: Kube, deployment: dict[str, Any] | None, pods: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The `pods` controlled by `deployment`'s current ReplicaSet (ready or not)."""
+    if deployment is None or not pods:
+        return []
+    metadata = deployment["metadata"]
+    labels = (deployment["spec"].get("selector") or {}).get("matchLabels") or {}
+    selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    revision = (metadata.get("annotations") or {}).get(REVISION)
+    current = {
+        rs["metadata"]["uid"]
+        for rs in kube.list(REPLICASETS, metadata["namespace"], labels=selector or None)
+        if _controller_uid(rs) == metadata["uid"]
+        and (rs["metadata"].get("annotations") or {}).get(REVISION) == revision
+    }
+    return [pod for pod in pods if _controller_uid(pod) in current]
+
+
+def _get(client: httpx.Client, url: str) -> bytes:
+    """The body of a 2xx answer, read up to BODY_LIMIT bytes (more raises TooLarge)."""
+    with client.stream("GET", url) as response:
+        response.raise_for_status()
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > BODY_LIMIT:
+                raise TooLarge(f"{url}: answer larger than {BODY_LIMIT} bytes")
+        return bytes(body)
 
 
 def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
@@ -92,10 +156,9 @@ def canary_counts(ips: list[str], port: int) -> dict[str, PodCounts | None]:
     with httpx.Client(timeout=TIMEOUT) as client:
         for ip in ips:
             try:
-                response = client.get(f"http://{ip}:{port}/metrics")
-                response.raise_for_status()
-                counts[ip] = request_counts(response.text)
-            except (httpx.HTTPError, ValueError) as error:  # unreachable, or not Prometheus text
+                text = _get(client, f"http://{ip}:{port}/metrics").decode(errors="replace")
+                counts[ip] = request_counts(text)
+            except (httpx.HTTPError, ValueError) as error:  # unreachable, too large, not Prometheus
                 log.info("serving pod %s: metrics unavailable (%s)", ip, error)
                 counts[ip] = None
     return counts
@@ -131,9 +194,7 @@ def drift_reports(ips: list[str], port: int) -> list[DriftReport]:
     with httpx.Client(timeout=TIMEOUT) as client:
         for ip in ips:
             try:
-                response = client.get(f"http://{ip}:{port}/drift")
-                response.raise_for_status()
-                reports.append(DriftReport.parse_json(response.content))
+                reports.append(DriftReport.parse_json(_get(client, f"http://{ip}:{port}/drift")))
             except (httpx.HTTPError, ValidationError) as error:
                 log.info("serving pod %s: drift unavailable (%s)", ip, error)
     return reports

@@ -41,6 +41,7 @@ from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
     HTTP_PORT,
     SPEC_HASH,
+    TRACK_LABEL,
     VERSION_LABEL,
     build_deployment,
     build_service,
@@ -98,7 +99,10 @@ def resolution(spec: ModelDeploymentSpec, reading: Reading) -> tuple[str | None,
     if reading.failure is None and isinstance(reading.value, Resolved):
         return reading.value.version, None
     why = reading.failure.message if reading.failure else "nothing resolved"
-    return None, f"{Reason.VERSION_NOT_FOUND}: model {spec.model} {spec.version}: {why}"
+    reason = Reason.VERSION_NOT_FOUND
+    if reading.failure and reading.failure.reason == Reason.STORAGE_FORBIDDEN:
+        reason = Reason.STORAGE_FORBIDDEN  # not missing: the operator may not look
+    return None, f"{reason}: model {spec.model} {spec.version}: {why}"
 
 
 def reconcile(context: Context, body: Body) -> float | None:
@@ -123,7 +127,10 @@ def reconcile(context: Context, body: Body) -> float | None:
     canary_track = _track(canary)
     window = (Counts(), Counts())
     if canary_track is not None:
-        window = observe.canary_window(context.memory, ref, old, pods, canary_track.version)
+        # Only pods the two Deployments' current ReplicaSets control speak for a track.
+        trusted = probe.owned_pods(context.kube, canary, _on_track(pods, "canary"))
+        trusted += probe.owned_pods(context.kube, stable, _on_track(pods, "stable"))
+        window = observe.canary_window(context.memory, ref, old, trusted, canary_track.version)
     elif context.memory.get(ref, observe.STABLE_BASELINE) is not None:
         context.memory.put(ref, observe.STABLE_BASELINE, None)  # that canary is over
     seen = Observed(
@@ -165,7 +172,7 @@ def reconcile(context: Context, body: Body) -> float | None:
     status.endpoint = endpoint(name, namespace, spec.model)
     recheck = result.recheck
     if spec.monitoring.drift.enabled:
-        drift_next = _monitor(context, ref, spec, status, pods)
+        drift_next = _monitor(context, ref, spec, status, pods, stable)
         recheck = drift_next if recheck is None else min(recheck, drift_next)
     else:
         status.drift = None
@@ -217,6 +224,10 @@ def _demote(
     return [(Reason.MODEL_REJECTED, message, True)]
 
 
+def _on_track(pods: list[Body], track: str) -> list[Body]:
+    return [p for p in pods if (p["metadata"].get("labels") or {}).get(TRACK_LABEL) == track]
+
+
 def _ensure_service(context: Context, body: Body, spec: ModelDeploymentSpec) -> None:
     """Create the Service when it is absent; one that exists is left as it is."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -248,6 +259,7 @@ def _monitor(
     spec: ModelDeploymentSpec,
     status: ModelDeploymentStatus,
     pods: list[Body],
+    stable: Body | None,
 ) -> float:
     """Check drift when its interval has passed; seconds until the next check is due."""
     drift = spec.monitoring.drift
@@ -258,7 +270,7 @@ def _monitor(
     context.memory.put(ref, DRIFT_CHECKED, now)
     current = status.current_version
     serving = [p for p in pods if p["metadata"]["labels"].get(VERSION_LABEL) == current]
-    reports = probe.drift_reports(probe.ready_pod_ips(serving), HTTP_PORT)
+    reports = probe.drift_reports(probe.scrape_ips(context.kube, stable, serving), HTTP_PORT)
     if not reports:
         return float(drift.interval_seconds)
     combined = DriftStatus.parse(probe.combine_drift(reports, drift.threshold, drift.min_samples))

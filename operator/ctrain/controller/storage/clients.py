@@ -8,17 +8,23 @@ thread-safe to share. The operator's requests are small and answered in millisec
 a healthy store, so a request that takes seconds means the store is unwell: connect and
 read timeouts of a few seconds and two attempts keep one broken endpoint from holding a
 worker for long.
+
+`access` is also the operator's S3 allowlist (a confused deputy: a namespace user could
+otherwise make the operator read any endpoint and bucket with the operator's own
+credentials): outside the default storage and `OperatorConfig.s3_allowed`, or on a
+plain-HTTP endpoint not allowed, it raises `Forbidden` before any request is sent.
 """
 
 import dataclasses
 import threading
 
 from ctrain.api import StorageSpec
+from ctrain.api.common import shown
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.podspec import storage_settings
 from ctrain.storage import S3Client, make_s3_client
 
-__all__ = ["Endpoint", "Location", "S3Clients", "location"]
+__all__ = ["Endpoint", "Forbidden", "Location", "S3Clients", "location"]
 
 CONNECT_SECONDS = 2.0
 READ_SECONDS = 3.0
@@ -54,23 +60,38 @@ def location(storage: StorageSpec | None, config: OperatorConfig) -> Location:
     return Location(endpoint, settings["bucket"], settings["prefix"])
 
 
+class Forbidden(Exception):
+    """The operator may not send requests there; no request was made."""
+
+
 class S3Clients:
     """One boto3 client per endpoint, built on first use and kept for the process."""
 
     def __init__(
         self,
+        config: OperatorConfig,
         *,
         connect_timeout: float = CONNECT_SECONDS,
         read_timeout: float = READ_SECONDS,
         attempts: int = ATTEMPTS,
     ) -> None:
+        self._config = config
         self._lock = threading.Lock()
         self._clients: dict[Endpoint, S3Client] = {}
         self._timeouts = (connect_timeout, read_timeout)
         self._attempts = attempts
 
     def access(self, endpoint: Endpoint, bucket: str) -> S3Client:
-        """The client for requests to `bucket` on `endpoint`."""
+        """The client for requests to `bucket` on `endpoint`; raises `Forbidden`."""
+        refused = self._config.endpoint_refused(endpoint.url)
+        if refused:
+            raise Forbidden(refused)
+        if not self._config.storage_allowed(endpoint.url, bucket):
+            raise Forbidden(
+                f"the operator may not read bucket {shown(bucket)!r} on {shown(str(endpoint))}: "
+                "only the default "
+                "storage and the operator's allowlist (storage.allowed) are read"
+            )
         with self._lock:
             found = self._clients.get(endpoint)
             if found is None:

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ctrain.api import Reason
+from ctrain.api.common import shown
 from ctrain.controller.storage.clients import Endpoint, Location
 from ctrain.registry import CHAMPION, LATEST, METADATA_FILE, Registry, RegistryError
 from ctrain.registry import StorageUnavailable as RegistryUnavailable
@@ -42,6 +43,7 @@ __all__ = [
     "read",
 ]
 
+MESSAGE_LIMIT = 512
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {"403", "AccessDenied", "Forbidden"}
 _UNREACHABLE = (BotoConnectionError, HTTPClientError)
@@ -83,10 +85,17 @@ class Resolved:
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    """Why a fact could not be read: a condition reason and a message for status."""
+    """Why a fact could not be read: a condition reason and a message for status.
+
+    The message often quotes the store's own error text, which the store chooses: it is
+    kept to one line of at most `MESSAGE_LIMIT` characters before it reaches status."""
 
     reason: str
     message: str
+
+    def __post_init__(self) -> None:
+        one_line = " ".join(self.message.split())
+        object.__setattr__(self, "message", shown(one_line, MESSAGE_LIMIT))
 
 
 @dataclasses.dataclass(frozen=True)

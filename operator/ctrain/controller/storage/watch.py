@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 from ctrain.api import Reason
 from ctrain.controller.runtime.store import ObjectRef
-from ctrain.controller.storage.clients import Endpoint, Location, S3Clients
+from ctrain.controller.storage.clients import Endpoint, Forbidden, Location, S3Clients
 from ctrain.controller.storage.facts import (
     DatasetFact,
     Fact,
@@ -133,9 +133,10 @@ class StorageWatch:
             if entry is None:
                 return None
             previous = entry.reading
-        s3 = self._clients.access(fact.endpoint, _bucket(fact))
         try:
-            reading = read(s3, fact, previous)
+            reading = read(self._clients.access(fact.endpoint, _bucket(fact)), fact, previous)
+        except Forbidden as error:
+            reading = Reading(failure=Failure(Reason.STORAGE_FORBIDDEN, str(error)))
         except Unreachable as error:
             reading = Reading(failure=Failure(Reason.STORAGE_ERROR, str(error)))
         for follower in self._record(fact, reading):
@@ -166,7 +167,12 @@ class StorageWatch:
         changed: set[ObjectRef] = set()
         try:
             for index, (fact, previous) in enumerate(due):
-                s3 = self._clients.access(endpoint, _bucket(fact))
+                try:
+                    s3 = self._clients.access(endpoint, _bucket(fact))
+                except Forbidden as error:
+                    forbidden = Failure(Reason.STORAGE_FORBIDDEN, str(error))
+                    changed |= self._record(fact, Reading(failure=forbidden))
+                    continue
                 try:
                     reading = read(s3, fact, previous)
                 except Unreachable as error:

@@ -1,4 +1,12 @@
-"""Pure builder of the batch/v1 Job that runs one TrainingJob's trainer."""
+"""Pure builder of the batch/v1 Job that runs one TrainingJob's trainer.
+
+The user's spec reaches the trainer as a file, never in `command`/`args`: the kubelet
+expands `$(VAR)` in args with the container's environment, which holds the S3 keys from
+the Secret, so a spec in args could make the trainer echo a key into status. The spec is
+an annotation of the pod template, projected by the downward API into a read-only file
+(annotations are not expanded, and the file lives and dies with the pod: nothing to clean
+up).
+"""
 
 import json
 from typing import Any
@@ -17,10 +25,21 @@ from ctrain.controller.podspec import (
     storage_settings,
 )
 
-__all__ = ["MODEL_LABEL", "TRAININGJOB_LABEL", "build_job", "job_name", "trainer_spec"]
+__all__ = [
+    "MODEL_LABEL",
+    "SPEC_ANNOTATION",
+    "SPEC_PATH",
+    "TRAININGJOB_LABEL",
+    "build_job",
+    "job_name",
+    "trainer_spec",
+]
 
 TRAININGJOB_LABEL = "ctrain.dev/trainingjob"
 MODEL_LABEL = "ctrain.dev/model"
+SPEC_ANNOTATION = "ctrain.dev/trainer-spec"
+SPEC_DIR = "/etc/ctrain/spec"
+SPEC_PATH = f"{SPEC_DIR}/spec.json"
 # `ctrain train` exits 10 (invalid spec), 11 (invalid data) or 12 (the estimator failed on
 # this data) when a retry would fail the same way: the Job fails at once instead of
 # retrying up to backoffLimit. An evicted or preempted pod does not count as a failure.
@@ -73,17 +92,29 @@ def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[
         *storage_env(storage),
     ]
     volume, mount = scratch_volume()
+    spec_volume = {
+        "name": "spec",
+        "downwardAPI": {
+            "items": [
+                {
+                    "path": "spec.json",
+                    "fieldRef": {"fieldPath": f"metadata.annotations['{SPEC_ANNOTATION}']"},
+                }
+            ]
+        },
+    }
+    spec_mount = {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}
     container = {
         "name": "trainer",
         "image": config.image,
         "imagePullPolicy": config.image_pull_policy,
         "command": ["ctrain", "train"],
-        "args": ["--spec-json", json.dumps(trainer_spec(spec, config), sort_keys=True)],
+        "args": ["--spec-file", SPEC_PATH],
         "env": env,
-        "resources": spec.resources or {},
+        "resources": spec.resources.to_wire(),
         "securityContext": CONTAINER_SECURITY_CONTEXT,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [mount],
+        "volumeMounts": [mount, spec_mount],
     }
     return {
         "apiVersion": "batch/v1",
@@ -102,14 +133,19 @@ def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[
             "activeDeadlineSeconds": spec.active_deadline_seconds,
             "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        SPEC_ANNOTATION: json.dumps(trainer_spec(spec, config), sort_keys=True)
+                    },
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,  # the trainer needs no API access
                     "enableServiceLinks": False,
                     "securityContext": POD_SECURITY_CONTEXT,
                     "containers": [container],
-                    "volumes": [volume],
+                    "volumes": [volume, spec_volume],
                 },
             },
         },

@@ -55,6 +55,9 @@ def reconcile(context: Context, body: Body) -> float | None:
         spec = TrainingJobSpec.parse(body.get("spec") or {})
     except ValidationError as error:
         raise Rejected(Reason.INVALID_SPEC, validation_message(error)) from error
+    refused = context.config.endpoint_refused(location(spec.storage, context.config).endpoint.url)
+    if refused:
+        raise Rejected(Reason.STORAGE_FORBIDDEN, refused)
     job_id = job_name(name)
     job = _owned_job(context.store(JOBS).get(namespace, job_id), body)
     if job is None and old.job_name and old.phase == "Running":
