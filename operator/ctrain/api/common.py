@@ -132,11 +132,16 @@ class ConditionType(StrEnum):
     """Condition types the operator sets. `Ready` is the summary that `kubectl wait` uses."""
 
     READY = "Ready"
+    # Every kind, read by kstatus (Flux, cli-utils): abnormal-true, never both True
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
     # TrainingJob
+    COMPLETE = "Complete"  # terminal, as on a batch Job: kubectl wait --for=condition=Complete
+    FAILED = "Failed"  # terminal, as on a batch Job: kubectl wait --for=condition=Failed
     DATA_VALIDATED = "DataValidated"
     TRAINED = "Trained"
     BLESSED = "Blessed"
-    # ModelDeployment (kstatus-style abnormal-true conditions)
+    # ModelDeployment (abnormal-true, as a Deployment has them)
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     DRIFT_DETECTED = "DriftDetected"
@@ -201,6 +206,7 @@ class Reason(StrEnum):
     TRIGGERED = "Triggered"
     CONCURRENCY_FORBIDDEN = "ConcurrencyForbidden"
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
+    NO_CHAMPION = "NoChampion"
 
 
 class Condition(StatusModel):
