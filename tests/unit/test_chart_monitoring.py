@@ -38,7 +38,6 @@ SERVER_LABELS = {
 # Metrics the rules or the dashboard use before the code exports them, with where they
 # come from; docs/observability.md documents each. Remove a name once it exists.
 PENDING_METRICS = {
-    "ctrain_model_metric": "operator gauge of each version's evaluation metrics",
     "ctrain_model_performance": "operator gauge of live performance (status.performance)",
     "ctrain_model_performance_degraded": "operator gauge of the PerformanceDegraded condition",
 }
