@@ -23,9 +23,10 @@ API = [
     "DatasetSpec", "DriftMonitoringSpec", "DriftStatus", "EstimatorSpec", "EvaluationSpec",
     "Expectations", "Gate", "GateResult", "LastTriggered", "Metric", "ModelDeployment",
     "ModelDeploymentPhase", "ModelDeploymentSpec", "ModelDeploymentStatus", "MonitoringSpec",
-    "OnDriftTrigger", "OnNewDataTrigger", "Reason", "Resource", "SignificanceSpec", "StorageSpec",
+    "OnDriftTrigger", "OnNewDataTrigger", "PodControls",
+    "Reason", "Resource", "SignificanceSpec", "StorageSpec",
     "StrategySpec",
-    "Task", "TemplateMetadata", "TrainingJob", "TrainingJobPhase", "TrainingJobSpec",
+    "Task", "TemplateMetadata", "Toleration", "TrainingJob", "TrainingJobPhase", "TrainingJobSpec",
     "TrainingJobStatus", "TrainingJobTemplate", "TriggerReason", "TriggersSpec",
     "VersionMetrics", "higher_is_better",
 ]  # fmt: skip

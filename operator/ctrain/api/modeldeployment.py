@@ -4,7 +4,15 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ctrain.api.common import ApiModel, Int32, StorageSpec, model_name_field, resources_field
+from ctrain.api.common import (
+    ApiModel,
+    Int32,
+    PodControls,
+    StorageSpec,
+    model_name_field,
+    pod_field,
+    resources_field,
+)
 
 __all__ = [
     "CanarySpec",
@@ -114,3 +122,4 @@ class ModelDeploymentSpec(ApiModel):
         default=None, description="Model registry location; the operator's default when unset."
     )
     resources: dict[str, Any] = resources_field()
+    pod: PodControls | None = pod_field()

@@ -29,9 +29,11 @@ from ctrain.api.common import (
     Condition,
     ConditionStatus,
     ConditionType,
+    PodControls,
     Reason,
     StorageSpec,
     TemplateMetadata,
+    Toleration,
 )
 from ctrain.api.continuoustraining import (
     ContinuousTrainingSpec,
@@ -112,6 +114,7 @@ __all__ = [
     "MonitoringSpec",
     "OnDriftTrigger",
     "OnNewDataTrigger",
+    "PodControls",
     "Reason",
     "Resource",
     "SignificanceSpec",
@@ -119,6 +122,7 @@ __all__ = [
     "StrategySpec",
     "Task",
     "TemplateMetadata",
+    "Toleration",
     "TrainingJob",
     "TrainingJobPhase",
     "TrainingJobSpec",

@@ -5,8 +5,10 @@ Storage defaults apply to every TrainingJob and ModelDeployment that does not se
 """
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 
@@ -27,6 +29,10 @@ class OperatorConfig:
     # How often a followed champion alias is read again (a conditional request): the delay
     # before a champion moved outside the cluster (`ctrain models promote`) rolls out.
     registry_poll_seconds: float = 5.0
+    # Container resources of trainer and server pods whose object sets no `resources`
+    # (the chart's defaults), so pods are not BestEffort unless the platform wants them so.
+    trainer_resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    server_resources: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":
@@ -46,4 +52,18 @@ class OperatorConfig:
             registry_poll_seconds=float(
                 env.get("CTRAIN_REGISTRY_POLL_SECONDS", defaults.registry_poll_seconds)
             ),
+            trainer_resources=_resources(env, "CTRAIN_TRAINER_RESOURCES"),
+            server_resources=_resources(env, "CTRAIN_SERVER_RESOURCES"),
         )
+
+
+def _resources(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    """A core/v1 ResourceRequirements as JSON; a value that is not one stops the operator
+    at start (a typo in the chart must not silently give every pod no resources)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict) or not set(value) <= {"requests", "limits", "claims"}:
+        raise ValueError(f"{name} must be a JSON object with requests and/or limits: {text!r}")
+    return value
