@@ -57,6 +57,12 @@ test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests u
 test-integration: binaries ## Integration tests against the local sandbox.
 	$(BIN)/pytest tests/integration
 
+.PHONY: test-realnode
+test-realnode: binaries ## The sandbox with its real node (kubelet, containerd, kube-proxy) running the image.
+	CTRAIN_SANDBOX_NODE=real \
+	CTRAIN_TEST_SANDBOX_DIR=$${CTRAIN_TEST_SANDBOX_DIR:-$$HOME/.local/state/ctrain/test-sandbox-real} \
+	$(BIN)/pytest tests/integration/test_realnode.py -rs
+
 .PHONY: reliability
 reliability: $(STAMP) ## The reliability suites: hostile inputs, crashes at the worst moment (prints tables).
 	$(BIN)/pytest -m reliability -s tests/reliability
@@ -80,6 +86,18 @@ down: $(STAMP) ## Stop the local sandbox.
 .PHONY: bench-operator
 bench-operator: binaries ## The operator benchmark in its own sandbox (about 15 minutes): a table against the goals.
 	$(BIN)/python benchmarks/operator/run.py $(BENCH_ARGS)
+
+.PHONY: bench-trainer
+bench-trainer: $(STAMP) ## Trainer overhead: ctrain train vs a plain scikit-learn fit + skops save, 1,000,000 rows from S3 (about 10 minutes).
+	$(BIN)/python benchmarks/trainer/run.py $(BENCH_ARGS)
+
+.PHONY: bench-fresh
+bench-fresh: binaries ## Time to a fresh model in its own sandbox: a PUT of new data to the new champion serving, 5 runs (about 5 minutes).
+	$(BIN)/python benchmarks/fresh/run.py $(BENCH_ARGS)
+
+.PHONY: bench
+bench: bench-trainer bench-fresh bench-operator ## Every benchmark, one after the other (about an hour with the serving one).
+	$(MAKE) -C benchmarks/serving run
 
 KIND_CLUSTER ?= ctrain
 E2E_CLUSTER ?= ctrain-e2e

@@ -38,10 +38,15 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}: {last!r}")
 
 
+# What the sandbox's node runs: the image of this checkout (`make image`), which has a shell
+# and Python; the node imports it at `ctrain dev up` and pulls nothing.
+SANDBOX_IMAGE = "ctrain:dev"
+
+
 def container(name: str, command: list[str], **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
-        "image": "python:3.11-slim",
+        "image": SANDBOX_IMAGE,
         "command": command,
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
         **extra,

@@ -190,10 +190,11 @@ class Cluster:
         self.registry.set_champion(model, "1", "benchmark")
 
     def move_champion(self, model: str, version: str) -> float:
-        """Point the alias at `version` with one PUT; the monotonic time it returned."""
-        key = self.registry.layout.champion_key(model)
-        self.s3.put_object(Bucket="models", Key=key, Body=version.encode())
-        return time.monotonic()
+        """Move the champion to `version` as `ctrain models promote` does (the champion log,
+        then the alias copy); the monotonic time just before the move began."""
+        started = time.monotonic()
+        self.registry.set_champion(model, version, "benchmark: reaction", by="benchmark")
+        return started
 
 
 def model_deployment(name: str, model: str) -> dict[str, Any]:

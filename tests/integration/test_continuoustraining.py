@@ -300,11 +300,17 @@ def test_forbid_skips_replace_replaces_and_suspend_holds(sandbox, custom, core, 
     wait_for(
         lambda: status_of(custom, ml_namespace, "busy").get("observedTrigger") == "2",
         timeout=30,
-        what="the trigger recorded as skipped",
+        what="the trigger recorded as queued",
     )
     assert names(runs_of(custom, ml_namespace, "busy")) == [first]
-    assert status_of(custom, ml_namespace, "busy")["activeRun"] == first
-    assert "ConcurrencyForbidden" in [r for r, _ in events_for(core, ml_namespace, "busy")]
+    queued = status_of(custom, ml_namespace, "busy")
+    assert queued["activeRun"] == first
+    assert queued["pendingRun"]["reason"] == "Manual"  # runs once the active run ends
+    wait_for(
+        lambda: "RunQueued" in [r for r, _ in events_for(core, ml_namespace, "busy")],
+        timeout=30,
+        what="the RunQueued Event",
+    )
 
     replace = loop(
         "busy",
@@ -326,7 +332,11 @@ def test_forbid_skips_replace_replaces_and_suspend_holds(sandbox, custom, core, 
         timeout=30,
         what="the replaced run deleted",
     )
-    assert "RunReplaced" in [r for r, _ in events_for(core, ml_namespace, "busy")]
+    wait_for(  # Events leave from their own thread: on a busy machine, a moment later
+        lambda: "RunReplaced" in [r for r, _ in events_for(core, ml_namespace, "busy")],
+        timeout=30,
+        what="the RunReplaced Event",
+    )
 
     replace["spec"]["suspend"] = True
     apply(sandbox, ml_namespace, replace)
@@ -359,9 +369,11 @@ def test_forbid_skips_replace_replaces_and_suspend_holds(sandbox, custom, core, 
     )
 
 
-def test_drift_starts_one_run_per_cooldown(sandbox, custom, ml_namespace):
+def test_drift_starts_one_run_per_episode_and_never_on_the_same_data(
+    sandbox, custom, core, ml_namespace
+):
     model = unique_model()
-    triggers = {"onDrift": {"deployment": "serving", "cooldownSeconds": 3600}}
+    triggers = {"onDrift": {"deployment": "serving", "cooldownSeconds": 0}}
     apply(sandbox, ml_namespace, loop("drifty", model, triggers=triggers))
     missing = wait_for(
         lambda: (s := status_of(custom, ml_namespace, "drifty")).get("conditions") and s,
@@ -394,10 +406,10 @@ def test_drift_starts_one_run_per_cooldown(sandbox, custom, ml_namespace):
     assert condition(waiting, "Stalled")["status"] == "False"
     assert not runs_of(custom, ml_namespace, "drifty")
 
-    def report_drift(score: float) -> None:
+    def report_drift(score: float, detected: bool = True) -> None:
         drift = {
             "score": score,
-            "detected": True,
+            "detected": detected,
             "samples": 800,
             "features": {"petal_length": score},
             "checkedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -419,9 +431,72 @@ def test_drift_starts_one_run_per_cooldown(sandbox, custom, ml_namespace):
     assert "score 0.3100" in status["lastTriggered"]["detail"]
     assert status["lastDriftTriggerTime"]
 
-    report_drift(0.35)  # the same episode, within the cooldown
+    report_drift(0.35)  # the same episode: no cooldown, and still one run
     settle(10)
     assert names(runs_of(custom, ml_namespace, "drifty")) == [run["metadata"]["name"]]
+    assert status_of(custom, ml_namespace, "drifty")["driftEpisode"]
+
+    report_drift(0.05, detected=False)  # the episode ends
+    wait_for(
+        lambda: "driftEpisode" not in status_of(custom, ml_namespace, "drifty"),
+        timeout=30,
+        what="the drift episode ended",
+    )
+    report_drift(0.4)  # a new episode, but on the data the first run trained on
+    skipped = wait_for(
+        lambda: (
+            (s := status_of(custom, ml_namespace, "drifty")["lastTriggered"]).get("skipped") and s
+        ),
+        timeout=30,
+        what="the drift trigger skipped",
+    )
+    assert skipped["skipped"] == "NoNewData" and skipped["reason"] == "Drift"
+    assert names(runs_of(custom, ml_namespace, "drifty")) == [run["metadata"]["name"]]
+    assert "NoNewData" in [r for r, _ in events_for(core, ml_namespace, "drifty")]
+
+
+def test_forbid_remembers_new_data_seen_during_a_run_and_trains_it_once_after(
+    sandbox, custom, core, s3, ml_namespace
+):
+    model = unique_model("queued")
+    key = f"{model}/iris.csv"
+    s3.put_object(Bucket="datasets", Key=key, Body=iris_csv())
+    # Several hundred boosting rounds: a run that lasts while the data changes under it.
+    slow = {"type": "sklearn.ensemble.GradientBoostingClassifier", "params": {"n_estimators": 400}}
+    manifest = loop(
+        "queue",
+        model,
+        uri=f"s3://datasets/{key}",
+        triggers={"onNewData": {"pollIntervalSeconds": 10}},
+        estimator=slow,
+    )
+    apply(sandbox, ml_namespace, manifest)
+    [first] = names(wait_runs(custom, ml_namespace, "queue", 1, timeout=60))
+    trained_on = status_of(custom, ml_namespace, "queue")["dataVersion"]
+
+    s3.put_object(Bucket="datasets", Key=key, Body=iris_csv(noise=True))  # changes twice
+    s3.put_object(Bucket="datasets", Key=key, Body=iris_csv() + b"5.0,3.4,1.5,0.2,setosa\n")
+    queued = wait_for(
+        lambda: (s := status_of(custom, ml_namespace, "queue")).get("pendingRun") and s,
+        timeout=60,
+        what="the new data queued behind the active run",
+    )
+    assert queued["activeRun"] == first, "the first run ended before the change was seen"
+    assert queued["pendingRun"]["reason"] == "NewData"
+    assert queued["dataVersion"] == trained_on  # not consumed while the run is active
+
+    wait_finished(custom, ml_namespace, "queue", first, timeout=300)
+    [_, second] = names(wait_runs(custom, ml_namespace, "queue", 2, timeout=60))
+    status = status_of(custom, ml_namespace, "queue")
+    assert status["lastTriggered"]["reason"] == "NewData"
+    assert status["dataVersion"] != trained_on
+    assert "pendingRun" not in status
+    newest = s3.head_object(Bucket="datasets", Key=key)["ETag"].strip('"')
+    assert newest in status["dataVersion"]  # the newest data, not the one in between
+    wait_finished(custom, ml_namespace, "queue", second, timeout=300)
+    settle(12)  # a poll interval and more: nothing else is pending
+    assert names(runs_of(custom, ml_namespace, "queue")) == [first, second]
+    assert [r for r, _ in events_for(core, ml_namespace, "queue")].count("RunQueued") == 1
 
 
 @pytest.mark.parametrize(

@@ -112,3 +112,13 @@ def test_a_split_with_an_empty_side_fails_validation(rows: int) -> None:
         split_holdout(frame, columns=["x", "y"], test_size=0.01, seed=0)
     assert caught.value.reason == Reason.DATA_VALIDATION_FAILED
     assert "holdout empty" in caught.value.message
+
+
+def test_text_columns_hash_as_their_str_values() -> None:
+    # Text columns skip str() per value; mixed columns still go through it, alike.
+    text = pd.DataFrame({"b": pd.Series(["1", "x", None, "2.5"], dtype=object)})
+    mixed = pd.DataFrame({"b": pd.Series([1, "x", None, 2.5], dtype=object)})
+    strings = pd.DataFrame({"b": pd.Series(["1", "x", None, "2.5"], dtype="string")})
+    expected = row_hashes(text, ["b"], 3).tolist()
+    assert row_hashes(mixed, ["b"], 3).tolist() == expected
+    assert row_hashes(strings, ["b"], 3).tolist() == expected

@@ -28,10 +28,17 @@ def dev() -> None:
 @dev.command()
 @_DIR
 @click.option("--no-operator", is_flag=True, help="Do not start the ctrain operator.")
+@click.option(
+    "--node",
+    type=click.Choice(sandbox.NODE_KINDS),
+    default=None,
+    help="agent: pods as local processes (quick, the default); real: a kubelet and "
+    "containerd running the checkout's image (default: $CTRAIN_SANDBOX_NODE or agent).",
+)
 @one_line_errors
-def up(directory: Path | None, no_operator: bool) -> None:
+def up(directory: Path | None, no_operator: bool, node: str | None) -> None:
     """Start the sandbox, or do nothing if it is already running."""
-    state = sandbox.up(directory, with_operator=not no_operator)
+    state = sandbox.up(directory, with_operator=not no_operator, node=node)
     click.echo(f"""
 The sandbox is running. To use it from this shell:
 
@@ -95,10 +102,21 @@ def env(directory: Path | None) -> None:
 def logs(
     directory: Path | None, pod: str, namespace: str, container: str | None, previous: bool
 ) -> None:
-    """Print a pod's container log as kept by the node agent."""
+    """Print a pod's container log (kept by the node agent, or the real node's kubelet)."""
     state = sandbox.State.load(directory or sandbox.default_dir())
     if state is None:
         raise click.ClickException("no sandbox; start one with `ctrain dev up`")
+    if state.real_node is not None:
+        from ctrain_dev.sandbox.operator import kubectl
+
+        args = ["logs", pod, "-n", namespace]
+        args += ["-c", container] if container else []
+        args += ["--previous"] if previous else []
+        try:
+            click.echo(kubectl(state, *args), nl=False)
+        except RuntimeError as error:
+            raise click.ClickException(str(error)) from None
+        return
     path = find_log(state.path / "node" / "pods", namespace, pod, container, previous)
     click.echo(path.read_text(errors="replace"), nl=False)
 

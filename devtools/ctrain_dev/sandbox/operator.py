@@ -1,8 +1,9 @@
 """The ctrain operator inside the sandbox: CRDs applied, S3 credentials, operator process.
 
 The operator runs as a host process (its log kept in the sandbox's logs directory),
-configured with the sandbox's S3 as default storage, so `kubectl apply` of a TrainingJob
-works right after `ctrain dev up`.
+configured with the sandbox's S3 as default storage and, with the real node, the
+checkout's image for the pods it creates (imported into the node; the node agent ignores
+images), so `kubectl apply` of a TrainingJob works right after `ctrain dev up`.
 """
 
 import subprocess
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ctrain_dev.sandbox.sandbox import State
 
 CREDENTIALS_SECRET = "s3-credentials"
+CHART_IMAGE = "ctrain/ctrain:dev"  # the chart's default image: what the node agent is told
 
 
 def kubectl(state: "State", *args: str, stdin: str | None = None) -> str:
@@ -72,7 +74,7 @@ def operator_env(state: "State") -> dict[str, str]:
         "CTRAIN_S3_SECRET": CREDENTIALS_SECRET,
         "CTRAIN_DEFAULT_BUCKET": "models",
         "CTRAIN_DEFAULT_PREFIX": "ctrain",
-        "CTRAIN_IMAGE": "ctrain/ctrain:dev",
+        "CTRAIN_IMAGE": state.image or CHART_IMAGE,
         # The operator itself reads the registry (aliases, drift) with these.
         **{k: v for k, v in state.env().items() if k.startswith("AWS_")},
     }

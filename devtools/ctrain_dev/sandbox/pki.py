@@ -1,7 +1,7 @@
 """Certificates and keys for the sandbox's control plane.
 
 One CA signs the apiserver's serving certificate and every client certificate (admin,
-controller-manager, scheduler, node agent); a separate key pair signs ServiceAccount
+controller-manager, scheduler, node); a separate key pair signs ServiceAccount
 tokens. Everything is written once per sandbox directory and reused on the next `up`.
 """
 
@@ -161,3 +161,30 @@ def ensure_pki(directory: Path, node_name: str, host_ip: str) -> Path:
         )
     )
     return directory
+
+
+def issue(
+    directory: Path,
+    stem: str,
+    common_name: str,
+    organisation: str | None = None,
+    server_names: list[str] | None = None,
+    server_ips: list[str] | None = None,
+) -> tuple[Path, Path]:
+    """A further certificate from the sandbox CA (written once): (`stem`.crt, `stem`.key)."""
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    cert, key = _leaf(
+        ca_cert,
+        ca_key,
+        _name(common_name, organisation),
+        server_names=server_names,
+        server_ips=server_ips,
+    )
+    _write_cert(cert_path, cert)
+    _write_key(key_path, key)
+    return cert_path, key_path

@@ -4,6 +4,11 @@ A sandbox is a directory (``$CTRAIN_SANDBOX_DIR``, default ``~/.local/state/ctra
 holding its PKI, etcd data, kubeconfigs, logs and ``state.json`` with the pid and
 executable of every process it started. ``up`` is idempotent: a healthy sandbox is left
 as it is. ``down`` stops each recorded process by its pid and removes the directory.
+
+Its node is one of two (``up(node=...)``, ``ctrain dev up --node``, ``$CTRAIN_SANDBOX_NODE``):
+``agent``, the default, is the node agent (`ctrain_dev.nodeagent`), pods as processes of
+this machine, quick to start; ``real`` is a kubelet with containerd and kube-proxy in a
+container (`sandbox.realnode`), pods as real containers of the checkout's image.
 """
 
 import dataclasses
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ctrain_dev import host
-from ctrain_dev.sandbox import controlplane, preflight
+from ctrain_dev.sandbox import controlplane, preflight, realnode
 from ctrain_dev.sandbox.binaries import Binaries, ensure_binaries, needs_build
 from ctrain_dev.sandbox.pki import ensure_pki
 
@@ -27,6 +32,7 @@ S3_ACCESS_KEY = "ctrain-sandbox"
 S3_SECRET_KEY = "ctrain-sandbox-secret"
 S3_REGION = "us-east-1"
 BUCKETS = ("models", "datasets")
+NODE_KINDS = ("agent", "real")
 
 Say = Callable[[str], None]
 
@@ -49,6 +55,14 @@ class State:
     processes: list[dict[str, Any]]
     bin_dirs: list[str]
     node_name: str = NODE_NAME
+    node_kind: str = "agent"  # one of NODE_KINDS
+    image: str = ""  # with the real node: the ctrain image the operator's pods run
+
+    @property
+    def real_node(self) -> realnode.Layout | None:
+        if self.node_kind != "real":
+            return None
+        return realnode.Layout(self.pod_network, self.node_name)
 
     @property
     def path(self) -> Path:
@@ -103,21 +117,40 @@ def _stderr(message: str) -> None:
 
 
 def running(directory: Path | None = None) -> State | None:
-    """The sandbox in `directory` if every process it started is alive, else None."""
+    """The sandbox in `directory` if every process it started (and its node) is alive."""
     state = State.load(directory or default_dir())
     if state is None:
         return None
-    if all(host.Process(**record).alive() for record in state.processes):
-        return state
-    return None
+    if not all(host.Process(**record).alive() for record in state.processes):
+        return None
+    if state.real_node is not None and not realnode.running(state.real_node):
+        return None
+    return state
 
 
-def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = True) -> State:
-    """Start the sandbox (or return the running one)."""
+def node_kind(requested: str | None = None) -> str:
+    """The node to start: the one asked for, else `$CTRAIN_SANDBOX_NODE`, else the agent."""
+    kind = requested or os.environ.get("CTRAIN_SANDBOX_NODE") or "agent"
+    if kind not in NODE_KINDS:
+        raise preflight.SandboxError(
+            f"unknown sandbox node {kind!r} (CTRAIN_SANDBOX_NODE or --node): "
+            f"one of {', '.join(NODE_KINDS)}"
+        )
+    return kind
+
+
+def up(
+    directory: Path | None = None,
+    say: Say = _stderr,
+    with_operator: bool = True,
+    node: str | None = None,
+) -> State:
+    """Start the sandbox (or return the running one, whichever its node)."""
     directory = directory or default_dir()
+    kind = node_kind(node)
     current = running(directory)
     if current is not None:
-        say(f"sandbox already running in {directory}")
+        say(f"sandbox already running in {directory} (node: {current.node_kind})")
         return current
     if State.load(directory) is not None:
         say("a previous sandbox is partly down; cleaning it up first")
@@ -125,6 +158,7 @@ def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = 
     started = time.monotonic()
     preflight.check(needs_build=needs_build())
     binaries = ensure_binaries(say)
+    images = realnode.workload_images(say) if kind == "real" else []
     directory.mkdir(parents=True, exist_ok=True)
     pod_network = _free_network()
     pki = ensure_pki(directory / "pki", NODE_NAME, host.host_ip(pod_network))
@@ -134,10 +168,12 @@ def up(directory: Path | None = None, say: Say = _stderr, with_operator: bool = 
         pod_network=pod_network,
         processes=[],
         bin_dirs=[str(path) for path in binaries.bin_dirs],
+        node_kind=kind,
+        image=images[0] if images else "",
     )
     state.save()
     try:
-        _start_all(state, binaries, pki, say, with_operator)
+        _start_all(state, binaries, pki, say, with_operator, images)
     except BaseException:
         say(f"sandbox failed to start; stopping what was started (logs in {directory / 'logs'})")
         _stop_processes(state, say=lambda _m: None)
@@ -165,7 +201,9 @@ def _start(
     return process
 
 
-def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_operator: bool) -> None:
+def _start_all(
+    state: State, binaries: Binaries, pki: Path, say: Say, with_operator: bool, images: list[str]
+) -> None:
     ports = controlplane.Ports(**state.ports)
     tls = controlplane.client_tls(pki)
     host.create_bridge(state.pod_network)
@@ -197,11 +235,6 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
         state.path / "scheduler.kubeconfig",
         controlplane.kubeconfig(server, pki, "system:kube-scheduler", "scheduler"),
     )
-    node_config = controlplane.write_kubeconfig(
-        state.path / "node.kubeconfig",
-        controlplane.kubeconfig(server, pki, f"system:node:{NODE_NAME}", "node"),
-    )
-
     say("starting kube-controller-manager and kube-scheduler")
     _start(
         state,
@@ -219,6 +252,23 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
     controlplane.wait_http(f"{state.s3_endpoint}/moto-api/", 60, alive=s3.alive, process=s3)
     _create_buckets(state)
 
+    if state.real_node is not None:
+        realnode.start(state.real_node, pki, ports.apiserver, images, say)
+        _wait_node_ready(state, None, timeout=180)
+    else:
+        _start_agent(state, pki, say)
+    if with_operator:
+        from ctrain_dev.sandbox.operator import start_operator
+
+        start_operator(state, _start, say)
+
+
+def _start_agent(state: State, pki: Path, say: Say) -> None:
+    ports = controlplane.Ports(**state.ports)
+    node_config = controlplane.write_kubeconfig(
+        state.path / "node.kubeconfig",
+        controlplane.kubeconfig(state.apiserver_url, pki, f"system:node:{NODE_NAME}", "node"),
+    )
     say(f"starting the node agent ({NODE_NAME}, pod network 10.{state.pod_network}.0.0/16)")
     agent = _start(
         state,
@@ -237,10 +287,6 @@ def _start_all(state: State, binaries: Binaries, pki: Path, say: Say, with_opera
         ],
     )
     _wait_node_ready(state, agent)
-    if with_operator:
-        from ctrain_dev.sandbox.operator import start_operator
-
-        start_operator(state, _start, say)
 
 
 def _create_buckets(state: State) -> None:
@@ -257,14 +303,20 @@ def _create_buckets(state: State) -> None:
         client.create_bucket(Bucket=bucket)
 
 
-def _wait_node_ready(state: State, agent: host.Process, timeout: float = 90) -> None:
+def _wait_node_ready(state: State, agent: host.Process | None, timeout: float = 90) -> None:
+    """Wait for the Node to be Ready and the `default` ServiceAccount to exist."""
     from kubernetes import client, config
 
     api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not agent.alive():
+        if agent is not None and not agent.alive():
             raise preflight.SandboxError(preflight.explain_exit("the node agent", Path(agent.log)))
+        if state.real_node is not None and not realnode.running(state.real_node):
+            raise preflight.SandboxError(
+                f"the node container {state.real_node.container} stopped: "
+                f"see `docker logs {state.real_node.container}`"
+            )
         nodes = api.list_node(field_selector=f"metadata.name={NODE_NAME}").items
         ready = nodes and any(
             c.type == "Ready" and c.status == "True" for c in nodes[0].status.conditions or []
@@ -273,7 +325,13 @@ def _wait_node_ready(state: State, agent: host.Process, timeout: float = 90) -> 
         if ready and any(sa.metadata.name == "default" for sa in accounts):
             return
         time.sleep(0.5)
-    raise TimeoutError(f"node {NODE_NAME} not Ready after {timeout:.0f}s; see {agent.log}")
+    if agent is not None:
+        where = agent.log
+    else:
+        where = f"`docker exec {state.node_name} journalctl -u kubelet` in its container"
+        if state.real_node is not None:
+            where = f"`docker exec {state.real_node.container} journalctl -u kubelet`"
+    raise TimeoutError(f"node {NODE_NAME} not Ready after {timeout:.0f}s; see {where}")
 
 
 def _stop_processes(state: State, say: Say) -> None:
@@ -289,6 +347,9 @@ def _stop_processes(state: State, say: Say) -> None:
             host.stop(process, grace_seconds=2)
     for namespace in host.namespaces(f"ctrain-{state.pod_network}-"):
         host.delete_pod_network(namespace)
+    if state.real_node is not None:
+        say(f"removing the node container {state.real_node.container}")
+        realnode.stop(state.real_node)
     host.delete_bridge(state.pod_network)
 
 
@@ -330,4 +391,12 @@ def status_lines(directory: Path | None = None) -> list[str]:
         process = host.Process(**record)
         alive = "running" if process.alive() else "stopped"
         lines.append(f"{process.name:<26}{process.pid:>8}  {alive:<8} {process.log}")
+    node = state.real_node
+    if node is not None:
+        up_or_not = "running" if realnode.running(node) else "stopped"
+        lines.append("")
+        lines.append(
+            f"node {state.node_name}: container {node.container} ({up_or_not}), "
+            f"address {node.node_ip}, pods {node.pod_cidr}, image {state.image}"
+        )
     return lines

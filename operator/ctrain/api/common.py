@@ -194,6 +194,9 @@ class Reason(StrEnum):
     CANARY_IN_PROGRESS = "CanaryInProgress"
     CANARY_PROMOTED = "CanaryPromoted"
     CANARY_FAILED = "CanaryFailed"
+    CANARY_WAITING_FOR_TRAFFIC = "CanaryWaitingForTraffic"
+    CANARY_INCONCLUSIVE = "CanaryInconclusive"
+    MODEL_REJECTED = "ModelRejected"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     ROLLED_BACK = "RolledBack"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
@@ -208,6 +211,8 @@ class Reason(StrEnum):
     RUN_FAILED = "RunFailed"
     TRIGGERED = "Triggered"
     CONCURRENCY_FORBIDDEN = "ConcurrencyForbidden"
+    RUN_QUEUED = "RunQueued"
+    NO_NEW_DATA = "NoNewData"
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
     NO_CHAMPION = "NoChampion"
 

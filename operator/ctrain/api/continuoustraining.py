@@ -67,6 +67,12 @@ class TriggersSpec(ApiModel):
     on_drift: OnDriftTrigger | None = Field(
         default=None, description="Run when a ModelDeployment reports drift."
     )
+    allow_same_data: bool = Field(
+        default=False,
+        description="Whether schedule and drift triggers start a run on data already "
+        "trained on (the same dataset fingerprint). By default they are skipped with "
+        "reason NoNewData. Manual and new-data runs are never skipped.",
+    )
 
     @field_validator("schedule")
     @classmethod

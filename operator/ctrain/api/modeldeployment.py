@@ -36,7 +36,20 @@ class CanarySpec(ApiModel):
         default=0.01,
         ge=0,
         le=1,
-        description="Largest fraction of failed canary requests; above it, it rolls back.",
+        description="Largest fraction of the canary's inference requests that may fail on "
+        "the server's side (5xx; client errors, 4xx, do not count); above it, it rolls back.",
+    )
+    min_requests: Int32 = Field(
+        default=100,
+        ge=1,
+        description="Inference requests the canary must have served before it can be "
+        "promoted; until then it waits (reason CanaryWaitingForTraffic).",
+    )
+    max_latency_p99_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Optional ceiling of the canary's 99th percentile inference latency in "
+        "milliseconds, from the server's histogram; above it, it rolls back.",
     )
 
 

@@ -13,6 +13,8 @@ from pydantic import Field
 from ctrain.api.common import Condition, Int32, Int64, StatusModel, Time
 
 __all__ = [
+    "CanaryAnalysis",
+    "CanaryVerdict",
     "Comparison",
     "ComparisonVerdict",
     "ContinuousTrainingPhase",
@@ -248,6 +250,46 @@ class DriftStatus(StatusModel):
     checked_at: Time | None = Field(default=None, description="When drift was last checked.")
 
 
+class CanaryVerdict(StrEnum):
+    """Where the canary analysis stands (docs/api.md, "How a canary is judged")."""
+
+    WAITING_FOR_TRAFFIC = "WaitingForTraffic"
+    INCONCLUSIVE = "Inconclusive"
+    HEALTHY = "Healthy"
+    FAILED = "Failed"
+
+
+class CanaryAnalysis(StatusModel):
+    """The latest analysis of the canary against the stable track over the same window."""
+
+    version: str | None = Field(default=None, description="The canary's version.")
+    requests: Int64 | None = Field(
+        default=None, ge=0, description="Inference requests the canary served since it started."
+    )
+    errors: Int64 | None = Field(
+        default=None, ge=0, description="Of those, server errors (5xx); 4xx do not count."
+    )
+    stable_requests: Int64 | None = Field(
+        default=None, ge=0, description="Inference requests the stable track served meanwhile."
+    )
+    stable_errors: Int64 | None = Field(
+        default=None, ge=0, description="Of those, server errors (5xx)."
+    )
+    latency_p99_ms: float | None = Field(
+        default=None, description="The canary's 99th percentile latency (a bucket's bound)."
+    )
+    restarts: Int32 | None = Field(
+        default=None, ge=0, description="Container restarts of the canary's pods."
+    )
+    unscraped_pods: Int32 | None = Field(
+        default=None, ge=0, description="Ready pods whose metrics could not be read."
+    )
+    verdict: CanaryVerdict | None = Field(
+        default=None, description="WaitingForTraffic, Inconclusive, Healthy or Failed."
+    )
+    message: str | None = Field(default=None, description="The verdict in words.")
+
+
 class ModelDeploymentStatus(StatusModel):
     """Observed state of a ModelDeployment."""
 
@@ -271,6 +313,14 @@ class ModelDeploymentStatus(StatusModel):
     canary_start_time: Time | None = Field(
         default=None, description="When the canary in progress became ready."
     )
+    canary_analysis: CanaryAnalysis | None = Field(
+        default=None, description="The latest analysis of the canary in progress."
+    )
+    rejected_version: str | None = Field(
+        default=None,
+        description="A version this ModelDeployment marked rejected in the registry after "
+        "a failure attributable to the model (and demoted when it was champion).",
+    )
     replicas: Int32 | None = Field(default=None, ge=0, description="Serving pods desired.")
     ready_replicas: Int32 | None = Field(default=None, ge=0, description="Serving pods ready.")
     selector: str | None = Field(
@@ -288,6 +338,11 @@ class LastTriggered(StatusModel):
         default=None, description="Manual, Schedule, NewData or Drift."
     )
     detail: str | None = Field(default=None, description="Details, e.g. the new data ETag.")
+    skipped: str | None = Field(
+        default=None,
+        description="Why the trigger started no run (NoNewData: its data was trained on "
+        "already); unset when it started one.",
+    )
 
 
 class ContinuousTrainingStatus(StatusModel):
@@ -318,6 +373,16 @@ class ContinuousTrainingStatus(StatusModel):
     )
     data_version: str | None = Field(
         default=None, description="ETag or version of the dataset object last trained on."
+    )
+    pending_run: LastTriggered | None = Field(
+        default=None,
+        description="A trigger that fired while a run was active under concurrencyPolicy "
+        "Forbid (new data, a manual run): it starts a run as soon as the active one ends.",
+    )
+    drift_episode: str | None = Field(
+        default=None,
+        description="The served version whose drift episode already started a run; "
+        "cleared when drift is no longer detected. One episode starts one run.",
     )
     last_schedule_time: Time | None = Field(
         default=None, description="The latest scheduled time a run was started for."

@@ -23,7 +23,15 @@ import pandas as pd
 
 from ctrain.api import Expectations
 
-__all__ = ["CATEGORICAL", "NUMERIC", "FeatureKind", "as_text", "feature_kinds", "to_matrix"]
+__all__ = [
+    "CATEGORICAL",
+    "NUMERIC",
+    "FeatureKind",
+    "as_text",
+    "as_texts",
+    "feature_kinds",
+    "to_matrix",
+]
 
 NUMERIC: Literal["numeric"] = "numeric"
 CATEGORICAL: Literal["categorical"] = "categorical"
@@ -88,8 +96,17 @@ def _bool_text(value: Any) -> Any:
 
 
 def _strings(column: pd.Series) -> np.ndarray:
-    values = column.to_numpy(dtype=object)
-    return np.array([None if pd.isna(value) else as_text(value) for value in values], dtype=object)
+    values = as_texts(column).to_numpy(dtype=object)
+    return np.asarray(np.where(column.isna().to_numpy(), None, values), dtype=object)
+
+
+def as_texts(column: pd.Series) -> pd.Series:
+    """`as_text` of every present value (missing values stay missing)."""
+    if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        # Text already: as_text would return each value as it is; a million calls cost
+        # seconds (the common case of a categorical column read from CSV or Parquet).
+        return column
+    return column.map(as_text, na_action="ignore")
 
 
 def as_text(value: Any) -> str:

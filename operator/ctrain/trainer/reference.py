@@ -29,9 +29,16 @@ __all__ = ["BINS", "compute_reference"]
 BINS = 10
 
 
-def compute_reference(train: pd.DataFrame, kinds: Mapping[str, str]) -> Reference:
-    """The reference.json document for the training split."""
-    matrix = to_matrix(train, kinds)
+def compute_reference(
+    train: pd.DataFrame, kinds: Mapping[str, str], matrix: np.ndarray | None = None
+) -> Reference:
+    """The reference.json document for the training split.
+
+    ``matrix`` is ``to_matrix(train, kinds)`` when the caller has it already (the one the
+    model was fitted on): building it again for a million rows costs seconds.
+    """
+    if matrix is None:
+        matrix = to_matrix(train, kinds)
     rows = len(train)
     features: dict[str, NumericReference | CategoricalReference] = {}
     for index, (name, kind) in enumerate(kinds.items()):

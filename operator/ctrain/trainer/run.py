@@ -163,7 +163,8 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
         frame, columns=[*features, target], test_size=evaluation.test_size, seed=evaluation.seed
     )
     pipeline = build_pipeline(estimator, kinds)
-    _fit(pipeline, to_matrix(holdout.train, kinds), target_values(holdout.train[target], spec.task))
+    train_matrix = to_matrix(holdout.train, kinds)  # also what reference.json describes
+    _fit(pipeline, train_matrix, target_values(holdout.train[target], spec.task))
     log.info(
         "fitted estimator=%s train_rows=%d test_rows=%d split=%s",
         spec.estimator.type,
@@ -223,7 +224,7 @@ def train(spec: TrainingJobSpec, ctx: TrainerContext) -> TrainingSucceeded:
             version,
             skops.io.dumps(pipeline),
             metadata,
-            compute_reference(holdout.train, kinds),
+            compute_reference(holdout.train, kinds, train_matrix),
             owner=owner,
         )
 

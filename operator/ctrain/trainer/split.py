@@ -109,7 +109,11 @@ def _canonical(column: pd.Series) -> np.ndarray:
         numbers[np.isnan(numbers)] = np.nan  # one NaN bit pattern
         return np.asarray(numbers)
     text = column.astype(object)
-    return np.asarray(text.where(text.notna(), _MISSING).map(str), dtype=object)
+    filled = text.where(text.notna(), _MISSING)
+    if pd.api.types.infer_dtype(filled, skipna=False) == "string":
+        # str() of a string is the string: skip a million calls (seconds) for text columns.
+        return np.asarray(filled, dtype=object)
+    return np.asarray(filled.map(str), dtype=object)
 
 
 @dataclass(frozen=True)

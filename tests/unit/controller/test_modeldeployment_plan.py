@@ -10,6 +10,7 @@ from ctrain.api import ModelDeploymentSpec, ModelDeploymentStatus
 from ctrain.api.contracts import DriftReport
 from ctrain.controller.config import OperatorConfig
 from ctrain.controller.modeldeployment import plan as planning
+from ctrain.controller.modeldeployment.analysis import Counts
 from ctrain.controller.modeldeployment.builders import VERSION_LABEL, build_deployment
 from ctrain.controller.modeldeployment.plan import (
     CANARY_CHECK_SECONDS,
@@ -18,7 +19,7 @@ from ctrain.controller.modeldeployment.plan import (
     canary_replicas,
     effective_weight,
 )
-from ctrain.controller.modeldeployment.probe import combine_drift, request_counts
+from ctrain.controller.modeldeployment.probe import PodCounts, combine_drift, request_counts
 from ctrain.controller.runtime.status import serialise
 
 pytestmark = pytest.mark.unit
@@ -36,12 +37,22 @@ class Planned:
     events: list[tuple[str, str, bool]]
     recheck: float | None
     status: dict[str, Any]
+    demote: tuple[str, str] | None = None
+
+
+HEALTHY = Counts(requests=100, errors=1)  # the canary's window: 1% server errors
+STABLE = Counts(requests=400, errors=2)  # the stable track's, over the same window
 
 
 def plan(spec: ModelDeploymentSpec, old: dict, seen: Observed, generation: int) -> Planned:
     result = planning.plan(spec, ModelDeploymentStatus.parse(old), seen, generation)
     return Planned(
-        result.stable, result.canary, result.events, result.recheck, serialise(result.status)
+        result.stable,
+        result.canary,
+        result.events,
+        result.recheck,
+        serialise(result.status),
+        result.demote,
     )
 
 
@@ -137,17 +148,22 @@ def test_canary_runs_beside_stable_then_promotes():
     assert first.canary == ("2", canary_pods)
     assert first.status["canaryVersion"] == "2"
     assert first.recheck == pytest.approx(300 + 1)  # only the deadline needs a timer
-    ready = Observed("2", None, track("1", stable_pods), track("2", canary_pods), 100, 1, now=at(5))
+    ready = Observed(
+        "2", None, track("1", stable_pods), track("2", canary_pods), HEALTHY, STABLE, now=at(5)
+    )
     waiting = plan(canary_spec(), first.status, ready, 1)
     assert waiting.canary == ("2", canary_pods)
     assert waiting.status["canaryStartTime"] == "2026-11-22T12:00:05Z"
-    assert waiting.recheck == CANARY_CHECK_SECONDS  # its error rate is read again soon
+    assert waiting.recheck == CANARY_CHECK_SECONDS  # its counts are read again soon
+    assert waiting.status["canaryAnalysis"]["verdict"] == "Healthy"
     later = Observed(
-        "2", None, track("1", stable_pods), track("2", canary_pods), 300, 2, now=at(70)
-    )
+        "2", None, track("1", stable_pods), track("2", canary_pods), Counts(300, 2), STABLE,
+        now=at(70),
+    )  # fmt: skip
     promoted = plan(canary_spec(), waiting.status, later, 1)
     assert promoted.stable == ("2", 2)
     assert [e[0] for e in promoted.events] == ["CanaryPromoted"]
+    assert promoted.demote is None
     assert promoted.recheck is None  # the rollout's Deployment events drive it from here
     rolled = Observed("2", None, track("2"), track("2", canary_pods), now=at(80))
     finished = plan(canary_spec(), promoted.status, rolled, 1)
@@ -159,13 +175,88 @@ def test_canary_runs_beside_stable_then_promotes():
 def test_canary_with_too_many_errors_is_removed():
     old = {"currentVersion": "1", "canaryVersion": "2", "rolloutStartTime": "2026-11-22T12:00:00Z"}
     stable_pods, canary_pods = canary_replicas(2, 20)
-    bad = Observed("2", None, track("1", stable_pods), track("2", canary_pods), 100, 40, now=at(10))
+    bad = Observed(
+        "2", None, track("1", stable_pods), track("2", canary_pods), Counts(100, 40), STABLE,
+        now=at(10),
+    )  # fmt: skip
     result = plan(canary_spec(), old, bad, 1)
     assert result.canary is None
     assert result.stable == ("1", 2)
     assert result.status["rolledBackVersion"] == "2"
     assert [e[0] for e in result.events] == ["CanaryFailed"]
-    assert "40 of 100" in result.events[0][1]
+    assert "40 server errors in 100 requests" in result.events[0][1]
+    assert result.demote is not None and result.demote[0] == "2"  # the model's failure
+    again = plan(canary_spec(), {**old, "rejectedVersion": "2"}, bad, 1)
+    assert again.demote is None  # rejected once
+
+
+def canary_ready(canary: Counts, stable: Counts = STABLE, seconds: float = 10) -> Observed:
+    stable_pods, canary_pods = canary_replicas(2, 20)
+    return Observed(
+        "2", None, track("1", stable_pods), track("2", canary_pods), canary, stable,
+        now=at(seconds),
+    )  # fmt: skip
+
+
+JUDGED = {"currentVersion": "1", "canaryVersion": "2", "rolloutStartTime": "2026-11-22T12:00:00Z",
+          "canaryStartTime": "2026-11-22T12:00:05Z"}  # fmt: skip
+
+
+def test_a_canary_without_traffic_waits_and_is_never_promoted_by_time_alone():
+    idle = plan(canary_spec(minRequests=100), JUDGED, canary_ready(Counts(), seconds=200), 1)
+    assert idle.stable == ("1", canary_replicas(2, 20)[0])  # not promoted after 60 s
+    assert idle.canary is not None and not idle.events
+    assert idle.status["canaryAnalysis"]["verdict"] == "WaitingForTraffic"
+    assert condition(idle.status, "Progressing") == ("True", "CanaryWaitingForTraffic")
+    assert "0 of the 100 requests" in idle.status["message"]
+    busy = plan(canary_spec(minRequests=100), JUDGED, canary_ready(HEALTHY, seconds=201), 1)
+    assert busy.stable == ("2", 2)
+    assert [e[0] for e in busy.events] == ["CanaryPromoted"]
+
+
+def test_no_verdict_past_the_analysis_deadline_rolls_back_without_blaming_the_model():
+    # promoteAfterSeconds 60 + progressDeadlineSeconds 300 after the canary became ready
+    late = plan(canary_spec(), JUDGED, canary_ready(Counts(3), seconds=5 + 360), 1)
+    assert late.canary is None
+    assert late.status["rolledBackVersion"] == "2"
+    assert [e[0] for e in late.events] == ["CanaryInconclusive"]
+    assert late.demote is None
+
+
+def test_an_unscrapeable_canary_pod_is_inconclusive_never_a_pass():
+    blind = Counts(requests=500, errors=0, unscraped=1)
+    result = plan(canary_spec(), JUDGED, canary_ready(blind, seconds=300), 1)
+    assert result.stable == ("1", canary_replicas(2, 20)[0])
+    assert result.status["canaryAnalysis"]["verdict"] == "Inconclusive"
+    assert condition(result.status, "Progressing") == ("True", "CanaryInconclusive")
+
+
+def test_a_restarted_canary_pod_fails_the_canary_and_blames_the_model():
+    result = plan(canary_spec(), JUDGED, canary_ready(Counts(500, 0, restarts=1)), 1)
+    assert [e[0] for e in result.events] == ["CanaryFailed"]
+    assert result.demote == ("2", result.status["message"], True)  # proven by the analysis
+
+
+def test_a_canary_never_ready_blames_the_model_unless_it_was_never_scheduled():
+    old = {"currentVersion": "1", "canaryVersion": "2", "rolloutStartTime": "2026-11-22T12:00:00Z"}
+    stuck = track("2", 1, ready=0, complete=False)
+    result = plan(canary_spec(), old, Observed("2", None, track("1"), stuck, now=at(301)), 1)
+    assert result.demote is not None and "did not become ready" in result.demote[1]
+    assert result.demote[2] is False  # the reconciler asks the pods for their word first
+    unplaced = Observed("2", None, track("1"), stuck, now=at(301), unscheduled=frozenset({"2"}))
+    assert plan(canary_spec(), old, unplaced, 1).demote is None
+
+
+def test_a_rolling_update_past_its_deadline_blames_the_model_once():
+    old = {
+        "currentVersion": "1",
+        "previousVersion": "1",
+        "rolloutStartTime": "2026-11-22T12:00:00Z",
+    }
+    stuck = Observed("2", None, track("2", complete=False, exceeded=True), None, now=at(400))
+    result = plan(spec(), old, stuck, 1)
+    assert result.stable == ("1", 2)
+    assert result.demote is not None and result.demote[0] == "2"
 
 
 def test_canary_that_never_gets_ready_is_removed_after_the_deadline():
@@ -211,15 +302,21 @@ def test_deployment_is_restricted_versioned_and_zero_downtime():
     assert other["metadata"]["annotations"][key] != manifest["metadata"]["annotations"][key]
 
 
-def test_request_counts_count_non_2xx_infer_answers():
+def test_request_counts_leave_client_errors_out_and_count_server_errors():
     text = (
         "# TYPE ctrain_serving_requests counter\n"
         'ctrain_serving_requests_total{route="infer",code="200"} 90.0\n'
         'ctrain_serving_requests_total{route="infer",code="400"} 8.0\n'
         'ctrain_serving_requests_total{route="infer",code="500"} 2.0\n'
         'ctrain_serving_requests_total{route="ready",code="503"} 50.0\n'
+        "# TYPE ctrain_serving_request_duration_seconds histogram\n"
+        'ctrain_serving_request_duration_seconds_bucket{route="infer",le="0.01"} 95.0\n'
+        'ctrain_serving_request_duration_seconds_bucket{route="infer",le="+Inf"} 100.0\n'
+        'ctrain_serving_request_duration_seconds_count{route="infer"} 100.0\n'
+        'ctrain_serving_request_duration_seconds_sum{route="infer"} 0.5\n'
     )
-    assert request_counts(text) == (100, 10)
+    counts = request_counts(text)
+    assert counts == PodCounts(92, 2, {0.01: 95.0, float("inf"): 100.0})  # 4xx left out
 
 
 # What every pod's /drift says besides its numbers.
@@ -238,3 +335,11 @@ def test_drift_from_several_pods_is_sample_weighted():
     assert combined["features"] == {"a": pytest.approx(0.2)}
     assert combined["detected"] is True
     assert combine_drift(reports, threshold=0.15, min_samples=500)["detected"] is False
+
+
+def test_a_first_rollout_that_stays_failed_is_blamed_on_the_first_pass_only():
+    stuck = Observed("1", None, track("1", complete=False, exceeded=True), None, now=at(400))
+    first = plan(spec(), {}, stuck, 1)
+    assert first.status["rolledBackVersion"] == "1" and first.demote is not None
+    again = plan(spec(), first.status, stuck, 1)
+    assert again.demote is None  # the pods were asked once; no scrape on every pass

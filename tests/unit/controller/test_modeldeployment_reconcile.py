@@ -1,13 +1,22 @@
 """The ModelDeployment reconciler's API calls against the recording fake, with its model
 registry in a real S3 API over HTTP (moto's server) read through the storage watch."""
 
+import http.server
+import threading
+from collections.abc import Iterator
+
 import pytest
 from fakes import Harness
 
 from ctrain.api.contracts import ModelMetadata, Reference
 from ctrain.controller.config import OperatorConfig
-from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, SERVICES
-from ctrain.controller.modeldeployment.builders import VERSION_LABEL
+from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, PODS, SERVICES
+from ctrain.controller.modeldeployment.builders import (
+    DEPLOYMENT_LABEL,
+    HTTP_PORT,
+    TRACK_LABEL,
+    VERSION_LABEL,
+)
 from ctrain.registry import Registry
 
 pytest_plugins = ["s3_fixtures"]
@@ -138,3 +147,114 @@ def test_a_deleted_modeldeployment_leaves_no_memory(harness: Harness, registry: 
     assert len(harness.context.storage) == 0
     assert len(harness.context.memory) == 0
     assert harness.context.store(MODELDEPLOYMENTS).get(NS, "serving") is None
+
+
+def stuck(harness: Harness, name: str) -> None:
+    """What the Deployment controller reports when new pods miss progressDeadlineSeconds."""
+    body = harness.api.find(DEPLOYMENTS, NS, name)
+    assert body is not None
+    body["status"] = {
+        "observedGeneration": body["metadata"]["generation"],
+        "replicas": 1,
+        "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        ],
+    }
+    harness.api.put(DEPLOYMENTS, body)
+
+
+POD_IP = "127.0.0.87"  # a loopback address of its own: the "pod" the operator scrapes
+LOAD_FAILED = (
+    "# TYPE ctrain_serving_model_load_failures counter\n"
+    'ctrain_serving_model_load_failures_total{model="iris",reason="IntegrityError"} 3.0\n'
+)
+
+
+@pytest.fixture
+def failing_server() -> Iterator[None]:
+    """What `ctrain serve` answers on /metrics while its model fails its sha256 check."""
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = LOAD_FAILED.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((POD_IP, HTTP_PORT), Metrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def not_ready_pod(version: str) -> dict:
+    labels = {DEPLOYMENT_LABEL: "serving", VERSION_LABEL: version, TRACK_LABEL: "stable"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"serving-{version}", "namespace": NS, "uid": f"p{version}",
+                     "labels": labels},
+        "status": {"podIP": POD_IP, "conditions": [{"type": "Ready", "status": "False"}]},
+    }  # fmt: skip
+
+
+def test_a_version_whose_pods_never_load_it_is_rejected_and_the_champion_moves_back(
+    harness: Harness, registry: Registry, failing_server: None
+) -> None:
+    publish(registry, "iris", 2)
+    harness.api.put(MODELDEPLOYMENTS, deployment("serving", "iris", replicas=1))
+    harness.drain()
+    complete(harness, "serving")
+    harness.drain()
+    registry.set_champion("iris", "2", "test: a version that will not load")
+    harness.context.storage.refresh(next(iter(harness.context.storage._entries)))
+    harness.drain()
+    assert template_version(harness, "serving") == "2"
+    harness.api.put(PODS, not_ready_pod("2"))
+    stuck(harness, "serving")
+    harness.api.reset()
+    harness.drain()
+    mark = registry.rejected("iris", "2")
+    assert mark is not None and "did not become ready" in mark.reason
+    assert "the model failed to load (IntegrityError)" in mark.reason
+    assert mark.by == f"ModelDeployment {NS}/serving"
+    last = registry.champion_history("iris")[-1]
+    assert (last.action, last.from_version, last.to_version) == ("demote", "2", "1")
+    assert template_version(harness, "serving") == "1"  # rolled back
+    status = harness.api.find(MODELDEPLOYMENTS, NS, "serving")["status"]
+    assert status["rejectedVersion"] == "2"
+    events = [call for call in harness.api.writes() if call[0] == "event"]
+    assert ("event", "ModelRejected") in events and ("event", "RolledBack") in events
+    harness.api.reset()
+    body = harness.api.find(MODELDEPLOYMENTS, NS, "serving")
+    harness.api.put(MODELDEPLOYMENTS, body)  # a resync: rejected once, moved once
+    harness.drain()
+    assert ("event", "ModelRejected") not in harness.api.writes()
+    assert registry.champion_history("iris")[-1] == last
+
+
+def test_a_version_that_is_only_slow_to_get_ready_is_rolled_back_but_not_rejected(
+    harness: Harness, registry: Registry
+) -> None:
+    publish(registry, "iris", 2)
+    harness.api.put(MODELDEPLOYMENTS, deployment("serving", "iris", replicas=1))
+    harness.drain()
+    complete(harness, "serving")
+    harness.drain()
+    registry.set_champion("iris", "2", "test: a version on a slow node")
+    harness.context.storage.refresh(next(iter(harness.context.storage._entries)))
+    harness.drain()
+    harness.api.put(PODS, not_ready_pod("2"))  # no server answers: no word of a model fault
+    stuck(harness, "serving")
+    harness.drain()
+    assert template_version(harness, "serving") == "1"  # rolled back all the same
+    assert registry.rejected("iris", "2") is None
+    assert registry.champion("iris") == "2"
+    status = harness.api.find(MODELDEPLOYMENTS, NS, "serving")["status"]
+    assert "rejectedVersion" not in status

@@ -277,7 +277,7 @@ CREATED = at("2026-03-01T10:00:10")
             {"drift_detected": True},
             Action.START,
             TriggerReason.DRIFT,
-            {"lastDriftTriggerTime": format_time(T0)},
+            {"lastDriftTriggerTime": format_time(T0), "driftEpisode": "unknown"},
             id="drift",
         ),
         pytest.param(
@@ -295,7 +295,7 @@ CREATED = at("2026-03-01T10:00:10")
             {"drift_detected": True},
             Action.START,
             TriggerReason.DRIFT,
-            {"lastDriftTriggerTime": format_time(T0)},
+            {"lastDriftTriggerTime": format_time(T0), "driftEpisode": "unknown"},
             id="drift-after-cooldown",
         ),
         pytest.param(
@@ -359,6 +359,7 @@ def test_triggers_firing_together_start_one_run_and_are_all_consumed() -> None:
     assert set(decision.updates) == {
         "observedTrigger",
         "lastDriftTriggerTime",
+        "driftEpisode",
         "dataVersion",
         "lastScheduleTime",
         "lastTriggered",
@@ -371,16 +372,16 @@ def test_triggers_firing_together_start_one_run_and_are_all_consumed() -> None:
     ("policy", "action"), [("Forbid", Action.SKIP), ("Replace", Action.REPLACE)]
 )
 def test_an_active_run_is_skipped_or_replaced(policy: str, action: Action) -> None:
-    seen = Observations(trigger_annotation="2", active_run="loop-20260301-100000")
-    decision = decide(spec(concurrencyPolicy=policy), status(observedTrigger="1"), seen, T0)
+    seen = Observations(created=at("2026-03-01T09:59:50"), active_run="loop-20260301-100000")
+    decision = decide(spec(EVERY_MINUTE, concurrencyPolicy=policy), status(), seen, T0)
     assert decision.action == action
-    assert decision.reason == TriggerReason.MANUAL
-    assert decision.updates["observedTrigger"] == "2"  # consumed either way
+    assert decision.reason == TriggerReason.SCHEDULE
+    assert decision.updates["lastScheduleTime"] == "2026-03-01T10:00:00Z"  # consumed either way
     if action == Action.SKIP:
         assert "lastTriggered" not in decision.updates
         assert "loop-20260301-100000" in decision.message and "Forbid" in decision.message
     else:
-        assert decision.updates["lastTriggered"]["reason"] == TriggerReason.MANUAL
+        assert decision.updates["lastTriggered"]["reason"] == TriggerReason.SCHEDULE
 
 
 def test_suspended_consumes_nothing_and_resuming_runs_once() -> None:
@@ -461,8 +462,76 @@ def test_the_same_data_never_trains_twice() -> None:
 
 
 def test_one_drift_episode_starts_one_run() -> None:
+    # The demo's loop: drift never goes away and no run is promoted. One run, not one per
+    # cooldown.
     outcomes = _simulate(DRIFT, lambda now: {"drift_detected": True}, minutes=25)
-    assert [o[0].strftime("%H:%M:%S") for o in outcomes] == ["10:00:10", "10:10:10", "10:20:10"]
+    assert [o[0].strftime("%H:%M:%S") for o in outcomes] == ["10:00:10"]
+
+
+def test_a_drift_episode_ends_when_drift_goes_away_or_the_served_version_changes() -> None:
+    def observe(now: datetime) -> dict[str, Any]:
+        minute = (now - CREATED).total_seconds() // 60
+        detected = not 12 <= minute < 13  # drift goes away for a minute at 10:12
+        version = "1" if minute < 30 else "2"  # a new version is served from 10:30
+        return {"drift_detected": detected, "drift_version": version,
+                "data_fingerprint": f"etag:{minute}"}  # fmt: skip
+
+    outcomes = _simulate(DRIFT, observe, minutes=45)
+    assert [o[0].strftime("%H:%M:%S") for o in outcomes] == ["10:00:10", "10:13:10", "10:30:10"]
+
+
+def test_schedule_and_drift_on_data_trained_already_are_skipped_with_no_new_data() -> None:
+    triggers = {**EVERY_MINUTE, **DRIFT}
+    seen = Observations(created=CREATED, data_fingerprint="etag:a", drift_detected=True)
+    first = decide(spec(triggers), status(), seen, T0 + timedelta(minutes=2))
+    assert first.action == Action.START
+    assert first.updates["dataVersion"] == "etag:a"  # what the run trains on
+    later = T0 + timedelta(minutes=5)
+    again = decide(spec(triggers), status(**first.updates), seen, later)
+    assert again.action == Action.NO_NEW_DATA
+    assert again.reason == TriggerReason.SCHEDULE  # drift's episode already ran
+    assert again.updates["lastTriggered"]["skipped"] == "NoNewData"
+    assert "etag:a" in again.message and "NoNewData" in again.message
+    assert "lastScheduleTime" in again.updates  # consumed: said once per slot
+    allowed = decide(
+        spec({**triggers, "allowSameData": True}), status(**first.updates), seen, later
+    )
+    assert allowed.action == Action.START
+    manual = Observations(created=CREATED, data_fingerprint="etag:a", trigger_annotation="x")
+    by_hand = decide(spec(triggers), status(**first.updates), manual, later)
+    assert by_hand.action == Action.START and by_hand.reason == TriggerReason.MANUAL
+
+
+def test_a_schedule_waits_for_the_fingerprint_before_deciding() -> None:
+    seen = Observations(created=CREATED, data_unread=True)
+    waiting = decide(spec(EVERY_MINUTE), status(), seen, T0 + timedelta(minutes=2))
+    assert (waiting.action, waiting.updates) == (Action.NONE, {})
+
+
+def test_forbid_queues_new_data_seen_during_a_run_and_runs_it_once_after() -> None:
+    def observe(now: datetime) -> dict[str, Any]:  # changes at 10:01 and 10:02, mid-run
+        minute = int((now - CREATED).total_seconds() // 60)
+        return {"data_fingerprint": f"etag:{min(minute, 2)}"}
+
+    outcomes = _simulate(DATA, observe, minutes=8, run_seconds=240)
+    assert [(o[0].strftime("%H:%M:%S"), o[1], o[2]) for o in outcomes] == [
+        ("10:00:10", Action.START, TriggerReason.NEW_DATA),
+        ("10:01:10", Action.QUEUE, TriggerReason.NEW_DATA),  # said once, not every pass
+        ("10:04:10", Action.START, TriggerReason.NEW_DATA),  # the newest data, once
+    ]
+
+
+def test_forbid_queues_a_manual_run_behind_the_active_one() -> None:
+    active = Observations(trigger_annotation="2", active_run="loop-1")
+    queued = decide(spec(), status(observedTrigger="1"), active, T0)
+    assert queued.action == Action.QUEUE
+    assert queued.updates["pendingRun"]["reason"] == TriggerReason.MANUAL
+    after = status(**queued.updates)
+    idle = Observations(trigger_annotation="2")
+    started = decide(spec(), after, idle, T0 + timedelta(minutes=1))
+    assert (started.action, started.reason) == (Action.START, TriggerReason.MANUAL)
+    assert "queued behind a run" in started.message
+    assert started.updates["pendingRun"] is None
 
 
 def test_forbid_skips_slots_while_a_long_run_is_active() -> None:

@@ -52,6 +52,8 @@ __all__ = ["CHAMPION_CHANGED", "KIND", "RESUMED", "RUN_DELETED", "RUN_REPLACED",
 
 log = logging.getLogger("ctrain.operator")
 Body = dict[str, Any]
+# How often a dataset is fingerprinted for schedule and drift triggers without onNewData.
+DATA_POLL_SECONDS = 300.0
 # Event reasons beyond ctrain.api.Reason (which names condition reasons).
 RUN_REPLACED, RUN_DELETED = "RunReplaced", "RunDeleted"
 CHAMPION_CHANGED, RESUMED = "ChampionChanged", "Resumed"
@@ -110,13 +112,17 @@ class _Pass:
             return None
         if tracking.create_pending and self.status.active_run:
             self._create(spec, self.status.active_run, _triggered(self.status))
-        if decision.action in (Action.START, Action.REPLACE):
+        if decision.updates:
             self.status = _updated(self.status, decision.updates)
+        if decision.action in (Action.START, Action.REPLACE):
             replacing = tracking.active if decision.action == Action.REPLACE else None
             self._start(spec, decision.message, replacing)
         elif decision.action == Action.SKIP:
-            self.status = _updated(self.status, decision.updates)
             self.events.append((Reason.CONCURRENCY_FORBIDDEN, decision.message, False))
+        elif decision.action == Action.QUEUE:
+            self.events.append((Reason.RUN_QUEUED, decision.message, False))
+        elif decision.action == Action.NO_NEW_DATA:
+            self.events.append((Reason.NO_NEW_DATA, decision.message, False))
         if spec.concurrency_policy == "Replace":
             for stale in tracking.others:
                 self._delete(stale, "replaced")
@@ -185,17 +191,23 @@ class _Pass:
         wanted: dict[Fact, float] = {champion: self.context.config.registry_poll_seconds}
         uri = template.dataset.uri
         dataset: DatasetFact | None = None
-        if triggers.on_new_data is not None and uri.startswith("s3://"):
+        # Every trigger but a manual one needs the data's fingerprint: new data to see a
+        # change, schedule and drift to skip data trained on already (NoNewData).
+        polled = bool(triggers.on_new_data or triggers.schedule or triggers.on_drift)
+        if polled and uri.startswith("s3://"):
             dataset = DatasetFact(location(template.storage, self.context.config).endpoint, uri)
-            wanted[dataset] = float(triggers.on_new_data.poll_interval_seconds)
+            interval = triggers.on_new_data.poll_interval_seconds if triggers.on_new_data else None
+            wanted[dataset] = float(interval or DATA_POLL_SECONDS)
         readings = self.context.storage.follow(self.ref, wanted)
-        if triggers.on_new_data is not None:
+        if polled:
             if dataset is None:
                 fields["data_fingerprint"] = uri  # a toy set never changes
             elif (data := readings[dataset]) is not None:
                 fields["data_fingerprint"] = data.value if isinstance(data.value, str) else None
                 if data.failure is not None:
                     problems.append(build.Problem(data.failure.reason, data.failure.message))
+            else:
+                fields["data_unread"] = True
         reading = readings[champion]
         if tracking.finished is not None:
             # The run that just finished may have moved the champion: read it now.
@@ -222,7 +234,12 @@ class _Pass:
         score = drift.get("score")
         scored = f" (score {score:.4f})" if isinstance(score, int | float) else ""
         detail = f"ModelDeployment {deployment} reports drift{scored}"
-        return {"drift_detected": drift.get("detected") is True, "drift_detail": detail}
+        detected = drift.get("detected")
+        return {
+            "drift_detected": detected if isinstance(detected, bool) else None,
+            "drift_detail": detail,
+            "drift_version": (md.get("status") or {}).get("currentVersion"),
+        }
 
     def _champion(self, model: str, reading: Reading | None, problems: list[build.Problem]) -> None:
         if reading is None:

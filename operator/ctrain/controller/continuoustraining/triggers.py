@@ -11,13 +11,20 @@ reconcile repeated after a crash or a restart decides the same thing:
   differs from `status.dataVersion`; the storage watch reads it every
   `pollIntervalSeconds`. The first fingerprint ever seen counts as new: the loop has not
   trained on that data yet;
-- drift: the ModelDeployment reports `status.drift.detected`, and `cooldownSeconds` have
-  passed since `status.lastDriftTriggerTime`, so one drift episode starts one run.
+- drift: the ModelDeployment reports `status.drift.detected` and no run was started for
+  this episode yet (`status.driftEpisode` names the served version whose episode did),
+  and `cooldownSeconds` have passed since `status.lastDriftTriggerTime`. The episode ends
+  when drift is no longer detected or the served version changes: one episode, one run.
 
 Triggers that fire together start ONE run (reason by priority: Manual, Drift, NewData,
-Schedule) and are all consumed. With a run active, `Forbid` consumes them and records a
-skip, `Replace` replaces the run. While suspended nothing is consumed: like a CronJob's
-missed schedules, pending triggers act once the loop is resumed.
+Schedule) and are all consumed. Every run records the dataset fingerprint it starts on
+(`status.dataVersion`): schedule and drift triggers on a fingerprint already trained are
+skipped with reason NoNewData (`lastTriggered.skipped`) unless `allowSameData` is set;
+manual and new-data runs always run. With a run active, `Replace` replaces the run;
+`Forbid` skips schedule and drift triggers but queues a manual run or new data
+(`status.pendingRun`, and new data stays unconsumed), which start one run as soon as the
+active run ends, on the newest data. While suspended nothing is consumed: like a
+CronJob's missed schedules, pending triggers act once the loop is resumed.
 """
 
 import dataclasses
@@ -32,8 +39,13 @@ from ctrain.api import ContinuousTrainingSpec, ContinuousTrainingStatus, Trigger
 from ctrain.api.common import format_time
 
 TRIGGER_ANNOTATION = "ctrain.dev/trigger"
+NO_NEW_DATA = "NoNewData"
+# Triggers that only say "time to train", not "there is something new to train on".
+SAME_DATA_SKIPPABLE = frozenset({TriggerReason.SCHEDULE, TriggerReason.DRIFT})
+QUEUED_WHEN_FORBIDDEN = frozenset({TriggerReason.MANUAL, TriggerReason.NEW_DATA})
 
 __all__ = [
+    "NO_NEW_DATA",
     "TRIGGER_ANNOTATION",
     "Action",
     "Decision",
@@ -62,6 +74,8 @@ class Action(StrEnum):
     NONE = "None"
     START = "Start"  # create a run
     SKIP = "Skip"  # a run is active and concurrencyPolicy is Forbid
+    QUEUE = "Queue"  # ... and the trigger waits for it to end (new data, a manual run)
+    NO_NEW_DATA = "NoNewData"  # the data was trained on already
     REPLACE = "Replace"  # a run is active and concurrencyPolicy is Replace
 
 
@@ -81,8 +95,10 @@ class Observations:
     trigger_annotation: str | None = None
     active_run: str | None = None  # an unfinished TrainingJob of this loop
     data_fingerprint: str | None = None  # None: not polled this time
+    data_unread: bool = False  # the fingerprint is followed but was not read yet
     drift_detected: bool | None = None
     drift_detail: str = ""
+    drift_version: str | None = None  # the version the drifting ModelDeployment serves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,12 +180,20 @@ def _fired(
         fired.append(Fired(TriggerReason.MANUAL, f"{TRIGGER_ANNOTATION}={seen.trigger_annotation}"))
         updates["observedTrigger"] = seen.trigger_annotation
     drift = triggers.on_drift
-    if drift is not None and drift_fired(
-        seen.drift_detected, status.last_drift_trigger_time, drift.cooldown_seconds, now
+    episode = seen.drift_version or "unknown"
+    if seen.drift_detected is False and status.drift_episode is not None:
+        updates["driftEpisode"] = None  # the episode is over: the next one may start a run
+    if (
+        drift is not None
+        and status.drift_episode != episode
+        and drift_fired(
+            seen.drift_detected, status.last_drift_trigger_time, drift.cooldown_seconds, now
+        )
     ):
         detail = seen.drift_detail or f"ModelDeployment {drift.deployment} reports drift"
         fired.append(Fired(TriggerReason.DRIFT, detail))
         updates["lastDriftTriggerTime"] = format_time(now)
+        updates["driftEpisode"] = episode
     if (
         triggers.on_new_data is not None
         and seen.data_fingerprint is not None
@@ -191,6 +215,11 @@ def _fired(
             detail = f"schedule {triggers.schedule!r}{zone} at {format_time(slot)}"
             fired.append(Fired(TriggerReason.SCHEDULE, detail))
             updates["lastScheduleTime"] = format_time(slot)
+    pending = None if seen.active_run else status.pending_run  # queued behind a run
+    reasons = {f.reason for f in fired}
+    if pending is not None and pending.reason is not None and pending.reason not in reasons:
+        queued = Fired(pending.reason, f"{pending.detail} (queued behind a run)")
+        fired.insert(0 if pending.reason == TriggerReason.MANUAL else len(fired), queued)
     return fired, updates
 
 
@@ -207,19 +236,72 @@ def decide(
         return Decision(Action.NONE, message="suspended: triggers wait until resumed")
     fired, updates = _fired(spec, status, seen, now)
     if not fired:
-        return Decision(Action.NONE)
+        return Decision(Action.NONE, updates=updates)
     first = fired[0]
     also = [f.reason.value for f in fired[1:]]
     what = f"{first.reason.value} ({first.detail})" + (f"; also {', '.join(also)}" if also else "")
+    data = seen.data_fingerprint
+    if all(f.reason in SAME_DATA_SKIPPABLE for f in fired) and not spec.triggers.allow_same_data:
+        if seen.data_unread:
+            # Undecided until the fingerprint is read; the storage watch enqueues the loop then.
+            return Decision(Action.NONE, message="waiting for the dataset's fingerprint")
+        if data is not None and data == status.data_version:
+            updates["lastTriggered"] = {
+                "time": format_time(now),
+                "reason": first.reason.value,
+                "detail": first.detail,
+                "skipped": NO_NEW_DATA,
+            }
+            message = f"skipped {what}: dataset {data} was trained on already ({NO_NEW_DATA})"
+            return Decision(Action.NO_NEW_DATA, first.reason, message, tuple(fired), updates)
     if seen.active_run and spec.concurrency_policy == "Forbid":
-        message = (
-            f"skipped {what}: run {seen.active_run} is still active (concurrencyPolicy Forbid)"
-        )
-        return Decision(Action.SKIP, first.reason, message, tuple(fired), updates)
+        return _forbid(status, seen, fired, updates, what, now)
     updates["lastTriggered"] = {
         "time": format_time(now),
         "reason": first.reason.value,
         "detail": first.detail,
     }
+    if data is not None:
+        updates["dataVersion"] = data  # what this run trains on: never trained again
+    if status.pending_run is not None:
+        updates["pendingRun"] = None
     action = Action.REPLACE if seen.active_run else Action.START
     return Decision(action, first.reason, what, tuple(fired), updates)
+
+
+def _forbid(
+    status: ContinuousTrainingStatus,
+    seen: Observations,
+    fired: list[Fired],
+    updates: dict[str, Any],
+    what: str,
+    now: datetime,
+) -> Decision:
+    """A run is active under Forbid: queue new data and manual runs, skip the rest."""
+    first = fired[0]
+    # New data is not consumed: it fires again, with the newest fingerprint, once the
+    # active run has ended.
+    updates.pop("dataVersion", None)
+    queued = [f for f in fired if f.reason in QUEUED_WHEN_FORBIDDEN]
+    if (
+        queued
+        and status.pending_run is not None
+        and all(f.reason == TriggerReason.NEW_DATA for f in fired)
+    ):
+        return Decision(Action.NONE, updates=updates)  # already queued: said once
+    if not queued:
+        message = (
+            f"skipped {what}: run {seen.active_run} is still active (concurrencyPolicy Forbid)"
+        )
+        return Decision(Action.SKIP, first.reason, message, tuple(fired), updates)
+    keep = status.pending_run
+    if keep is None or keep.reason != TriggerReason.MANUAL:
+        updates["pendingRun"] = {
+            "time": format_time(now),
+            "reason": queued[0].reason.value,
+            "detail": queued[0].detail,
+        }
+    message = (
+        f"queued {what}: a run starts when run {seen.active_run} ends (concurrencyPolicy Forbid)"
+    )
+    return Decision(Action.QUEUE, queued[0].reason, message, tuple(fired), updates)

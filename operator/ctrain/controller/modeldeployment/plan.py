@@ -8,13 +8,23 @@ reconciler applies the result; running it again on the same observations changes
     no stable Deployment ─────────────► roll out the requested version
     RollingUpdate, new version ───────► patch the stable template (maxUnavailable 0)
     Canary, new version ──────────────► stable at current + canary at new (weight %)
-        canary error rate > max ──────► remove canary, mark the version rolled back
-        promoteAfterSeconds passed ───► stable rolls to new, canary removed when done
+        analysis Failed ──────────────► remove canary, mark the version rolled back
+        Healthy and promoteAfterSeconds
+          passed ─────────────────────► stable rolls to new, canary removed when done
+        no Healthy verdict within
+          promoteAfterSeconds +
+          progressDeadlineSeconds ────► remove canary (CanaryInconclusive)
     rollout past its progress deadline ► back to previousVersion, Degraded
-A rolled-back version is not retried until the requested version changes.
+A rolled-back version is not retried until the requested version changes. The canary's
+verdict comes from `analysis.judge` (fails closed: no traffic or no metrics never promote).
+
+A failure attributable to the model (a Failed canary analysis; pods that were scheduled
+but never got ready, once their servers say the model failed to load) sets `Plan.demote`:
+the reconciler marks the version rejected in the registry and moves the champion back.
+Waiting for traffic or an inconclusive analysis rolls back without blaming the model.
 
 `Plan.recheck` says when the state machine needs to look again without any event: while
-a canary is being judged (its error rate, its promotion time, its deadline).
+a canary is being judged (its counts, its promotion time, its deadline).
 """
 
 import dataclasses
@@ -28,7 +38,9 @@ from ctrain.api import (
     ModelDeploymentStatus,
     Reason,
 )
+from ctrain.api.status import CanaryAnalysis, CanaryVerdict
 from ctrain.controller.conditions import set_condition
+from ctrain.controller.modeldeployment.analysis import Counts, Verdict, judge
 
 __all__ = [
     "CANARY_CHECK_SECONDS",
@@ -84,11 +96,14 @@ class Observed:
     resolve_error: str | None
     stable: Track | None
     canary: Track | None
-    canary_requests: int = 0
-    canary_errors: int = 0
+    canary_counts: Counts = dataclasses.field(default_factory=Counts)  # since its pods began
+    stable_counts: Counts = dataclasses.field(default_factory=Counts)  # since the canary did
     now: datetime.datetime = dataclasses.field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC)
     )
+    # Versions with a pod the scheduler has not placed: a rollout of those that misses its
+    # deadline may be the cluster's fault (no room), not the model's.
+    unscheduled: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass
@@ -100,6 +115,9 @@ class Plan:
         default_factory=list
     )  # reason, msg, warn
     recheck: float | None = None  # seconds until the plan needs another look, events or not
+    # (version, why, proven): reject it and move the champion back; a rollout that never got
+    # ready is not proven: the reconciler looks for the pods' own word that the model failed.
+    demote: tuple[str, str, bool] | None = None
 
 
 def _stamp(now: datetime.datetime) -> datetime.datetime:
@@ -144,7 +162,7 @@ def plan(
 
     canary = spec.strategy.type == "Canary" and current and target != current
     if canary and current and seen.stable.version == current:
-        _canary(result, spec, seen, current, target, event)
+        _canary(result, spec, old, seen, current, target, event)
         return result
 
     if seen.stable.version != target:
@@ -161,23 +179,22 @@ def plan(
         if current != target:
             event(Reason.ROLLOUT_COMPLETE, f"version {target} is serving")
         status.current_version = target
+        if status.canary_version:
+            status.canary_analysis = None  # promoted: the analysis has served its purpose
         status.canary_version = None
         status.canary_start_time = None
         result.canary = None
     elif seen.stable.deadline_exceeded:
         previous = old.previous_version
+        why = f"version {target} did not become ready within {spec.progress_deadline_seconds}s"
         if previous and previous != target:
             status.rolled_back_version = target
             result.stable = (previous, spec.replicas)
             status.rollout_start_time = _stamp(now)
-            event(
-                Reason.ROLLED_BACK,
-                f"version {target} did not become ready within "
-                f"{spec.progress_deadline_seconds}s; rolled back to {previous}",
-                True,
-            )
+            event(Reason.ROLLED_BACK, f"{why}; rolled back to {previous}", True)
         else:
             status.rolled_back_version = target
+        _blame(result, old, seen, target, why, proven=False)
     elif seen.canary is not None:
         result.canary = (seen.canary.version, seen.canary.replicas)  # keep it until promoted
     message = ""
@@ -192,6 +209,7 @@ def plan(
 def _canary(
     result: Plan,
     spec: ModelDeploymentSpec,
+    old: ModelDeploymentStatus,
     seen: Observed,
     current: str,
     target: str,
@@ -206,6 +224,7 @@ def _canary(
         status.canary_version = target
         status.rollout_start_time = _stamp(now)
         status.canary_start_time = None
+        status.canary_analysis = None
         event(
             Reason.CANARY_IN_PROGRESS,
             f"canary of version {target} with "
@@ -219,13 +238,12 @@ def _canary(
     if not ready:
         waited = _elapsed(status.rollout_start_time, now)
         if waited > spec.progress_deadline_seconds:
-            _abort(
-                result,
-                target,
+            why = (
                 f"canary of version {target} did not become ready within "
-                f"{spec.progress_deadline_seconds}s",
-                event,
+                f"{spec.progress_deadline_seconds}s"
             )
+            _abort(result, target, why, event)
+            _blame(result, old, seen, target, why, proven=False)
             return
         # Pod events tell when it gets ready; only the deadline needs a timer.
         result.recheck = spec.progress_deadline_seconds - waited + 1
@@ -233,44 +251,76 @@ def _canary(
         return
     if status.canary_start_time is None:
         status.canary_start_time = _stamp(now)
-    rate = seen.canary_errors / seen.canary_requests if seen.canary_requests else 0.0
-    if rate > settings.max_error_rate:
-        _abort(
-            result,
-            target,
-            f"canary of version {target} failed {seen.canary_errors} of "
-            f"{seen.canary_requests} requests ({rate:.1%} > {settings.max_error_rate:.1%})",
-            event,
-        )
+    verdict = judge(settings, seen.canary_counts, seen.stable_counts)
+    status.canary_analysis = _analysis(target, seen, verdict)
+    if verdict.failed:
+        why = f"canary of version {target} failed: {verdict.message}"
+        _abort(result, target, why, event)
+        _blame(result, old, seen, target, why, proven=True)
         return
     aged = _elapsed(status.canary_start_time, now)
-    if aged >= settings.promote_after_seconds:
+    if verdict.healthy and aged >= settings.promote_after_seconds:
         result.stable = (target, spec.replicas)
         status.previous_version = current
         event(
             Reason.CANARY_PROMOTED,
-            f"canary of version {target} promoted after "
-            f"{seen.canary_requests} requests with {rate:.1%} errors",
+            f"canary of version {target} promoted after {aged:.0f}s: {verdict.message}",
         )
         _summarise(result, spec, seen, message=f"promoting version {target}")
         return
-    result.recheck = min(CANARY_CHECK_SECONDS, settings.promote_after_seconds - aged)
-    _summarise(
-        result,
-        spec,
-        seen,
-        message=f"canary of version {target}: {seen.canary_requests} requests, {rate:.1%} errors",
+    deadline = settings.promote_after_seconds + spec.progress_deadline_seconds
+    if not verdict.healthy and aged >= deadline:
+        why = f"canary of version {target} reached no verdict within {deadline}s"
+        _abort(result, target, f"{why}: {verdict.message}", event, Reason.CANARY_INCONCLUSIVE)
+        return
+    left = (settings.promote_after_seconds if verdict.healthy else deadline) - aged
+    result.recheck = max(1.0, min(CANARY_CHECK_SECONDS, left))
+    _summarise(result, spec, seen, message=f"canary of version {target}: {verdict.message}")
+
+
+def _analysis(target: str, seen: Observed, verdict: Verdict) -> CanaryAnalysis:
+    canary, stable = seen.canary_counts, seen.stable_counts
+    latency = canary.latency_p99_ms
+    return CanaryAnalysis(
+        version=target,
+        requests=canary.requests,
+        errors=canary.errors,
+        stable_requests=stable.requests,
+        stable_errors=stable.errors,
+        latency_p99_ms=None if latency is None or latency == float("inf") else latency,
+        restarts=canary.restarts,
+        unscraped_pods=canary.unscraped + stable.unscraped,
+        verdict=verdict.verdict,
+        message=verdict.message,
     )
 
 
-def _abort(result: Plan, target: str, message: str, event: EventSink) -> None:
+def _blame(
+    result: Plan,
+    old: ModelDeploymentStatus,
+    seen: Observed,
+    target: str,
+    why: str,
+    *,
+    proven: bool,
+) -> None:
+    """Ask for `target` to be rejected, once, when its failure may be the model's: on the
+    pass that found it failed (a first rollout stays failed pass after pass)."""
+    if target in seen.unscheduled or target in (old.rejected_version, old.rolled_back_version):
+        return
+    result.demote = (target, why, proven)
+
+
+def _abort(
+    result: Plan, target: str, message: str, event: EventSink, reason: str = Reason.CANARY_FAILED
+) -> None:
     status = result.status
     result.canary = None
     result.stable = (status.current_version or target, status.replicas or 0)
     status.rolled_back_version = target
     status.canary_version = None
     status.canary_start_time = None
-    event(Reason.CANARY_FAILED, message + "; canary removed", True)
+    event(reason, message + "; canary removed", True)
     status.message = message
 
 
@@ -324,7 +374,12 @@ def _summarise(result: Plan, spec: ModelDeploymentSpec, seen: Observed, message:
         generation,
         at,
     )
-    if status.canary_version:
+    analysed = status.canary_analysis.verdict if status.canary_analysis else None
+    if status.canary_version and analysed == CanaryVerdict.WAITING_FOR_TRAFFIC:
+        progressing_reason = Reason.CANARY_WAITING_FOR_TRAFFIC
+    elif status.canary_version and analysed == CanaryVerdict.INCONCLUSIVE:
+        progressing_reason = Reason.CANARY_INCONCLUSIVE
+    elif status.canary_version:
         progressing_reason = Reason.CANARY_IN_PROGRESS
     elif phase == ModelDeploymentPhase.PROGRESSING:
         progressing_reason = Reason.ROLLING_OUT

@@ -4,6 +4,7 @@ The operator asks each ready pod directly at its IP (`/metrics`, `/drift`), as P
 would scrape it, so canary decisions need no monitoring stack.
 """
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from ctrain.api.contracts import DriftReport
 __all__ = [
     "INFER_ROUTE",
     "TIMEOUT",
+    "PodCounts",
     "canary_counts",
     "combine_drift",
     "drift_reports",
@@ -44,35 +46,59 @@ def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
     return ips
 
 
-def request_counts(metrics_text: str) -> tuple[int, int]:
-    """(inference requests, failed ones: any non-2xx answer) from a pod's /metrics text."""
+@dataclasses.dataclass(frozen=True)
+class PodCounts:
+    """What one serving pod's counters say since it started."""
+
+    requests: int = 0  # inference requests answered, but for client errors (4xx)
+    errors: int = 0  # of those, server errors (5xx)
+    latency: dict[float, float] = dataclasses.field(default_factory=dict)  # le (s): cumulative
+    load_failures: dict[str, float] = dataclasses.field(default_factory=dict)  # by reason
+
+
+def request_counts(metrics_text: str) -> PodCounts:
+    """Inference requests, server errors and the latency histogram from /metrics text.
+
+    A client error (4xx) counts neither way: a client cannot fail a canary with bad
+    requests, nor make it look tried with them.
+    """
     total = failed = 0
+    latency: dict[float, float] = {}
+    failures: dict[str, float] = {}
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
-            if sample.name != "ctrain_serving_requests_total":
-                continue
+            if sample.name == "ctrain_serving_model_load_failures_total" and sample.value > 0:
+                reason = str(sample.labels.get("reason", ""))
+                failures[reason] = failures.get(reason, 0.0) + sample.value
             if sample.labels.get("route") != INFER_ROUTE:
                 continue
-            count = int(sample.value)
-            total += count
-            if not str(sample.labels.get("code", "")).startswith("2"):
-                failed += count
-    return total, failed
+            if sample.name == "ctrain_serving_requests_total":
+                code = str(sample.labels.get("code", ""))
+                if code.startswith("4"):
+                    continue  # the client's mistake: neither evidence for nor against the model
+                count = int(sample.value)
+                total += count
+                if code.startswith("5"):
+                    failed += count
+            elif sample.name == "ctrain_serving_request_duration_seconds_bucket":
+                bound = float(sample.labels["le"])
+                latency[bound] = latency.get(bound, 0.0) + sample.value
+    return PodCounts(total, failed, latency, failures)
 
 
-def canary_counts(ips: list[str], port: int) -> tuple[int, int]:
-    total = failed = 0
+def canary_counts(ips: list[str], port: int) -> dict[str, PodCounts | None]:
+    """Each pod's counts by IP; None for a pod whose metrics could not be read."""
+    counts: dict[str, PodCounts | None] = {}
     with httpx.Client(timeout=TIMEOUT) as client:
         for ip in ips:
             try:
                 response = client.get(f"http://{ip}:{port}/metrics")
                 response.raise_for_status()
-            except httpx.HTTPError as error:
-                log.info("canary pod %s: metrics unavailable (%s)", ip, error)
-                continue
-            pod_total, pod_failed = request_counts(response.text)
-            total, failed = total + pod_total, failed + pod_failed
-    return total, failed
+                counts[ip] = request_counts(response.text)
+            except (httpx.HTTPError, ValueError) as error:  # unreachable, or not Prometheus text
+                log.info("serving pod %s: metrics unavailable (%s)", ip, error)
+                counts[ip] = None
+    return counts
 
 
 def combine_drift(

@@ -8,6 +8,11 @@ only when their spec hash differs. A pass is due again only when `plan` says so 
 canary being judged) or drift monitoring wants its next check; everything else arrives
 as an event (a Deployment or a pod changed, the champion moved).
 
+A canary is judged on counter deltas over one window (`observe.canary_window`). When
+`plan` blames the model for a failed rollout, `_demote` marks the version rejected in the
+registry and moves the champion back, before anything else of the pass is applied: if S3
+fails, the whole pass is retried and decides the same again.
+
 Where later work plugs in: `observe` (what the pass reads before planning: canary
 analysis, pod scraping), `_apply` (children), `reject` (a refused spec in status),
 `_monitor` (drift today; live performance next).
@@ -30,12 +35,12 @@ from ctrain.api.common import validation_message
 from ctrain.controller import health, metrics
 from ctrain.controller.conditions import changed_conditions, set_condition
 from ctrain.controller.kube import DEPLOYMENTS, MODELDEPLOYMENTS, PODS, SERVICES
-from ctrain.controller.modeldeployment import probe
+from ctrain.controller.modeldeployment import observe, probe
+from ctrain.controller.modeldeployment.analysis import Counts
 from ctrain.controller.modeldeployment.builders import (
     DEPLOYMENT_LABEL,
     HTTP_PORT,
     SPEC_HASH,
-    TRACK_LABEL,
     VERSION_LABEL,
     build_deployment,
     build_service,
@@ -52,6 +57,7 @@ from ctrain.controller.runtime.status import Event, post_events, write_status
 from ctrain.controller.runtime.store import ObjectRef
 from ctrain.controller.storage.clients import location
 from ctrain.controller.storage.facts import ModelFact, Reading, Resolved
+from ctrain.registry import ChampionMoved, VersionNotFound
 
 __all__ = ["KIND", "reconcile", "reject", "resolution"]
 
@@ -114,14 +120,32 @@ def reconcile(context: Context, body: Body) -> float | None:
     stable = deployments.get(namespace, deployment_name(name, "stable"))
     canary = deployments.get(namespace, deployment_name(name, "canary"))
     pods = context.store(PODS).owned_by(ref)
-    requests = errors = 0
-    if canary is not None:
-        canary_pods = [p for p in pods if p["metadata"]["labels"].get(TRACK_LABEL) == "canary"]
-        requests, errors = probe.canary_counts(probe.ready_pod_ips(canary_pods), HTTP_PORT)
+    canary_track = _track(canary)
+    window = (Counts(), Counts())
+    if canary_track is not None:
+        window = observe.canary_window(context.memory, ref, old, pods, canary_track.version)
+    elif context.memory.get(ref, observe.STABLE_BASELINE) is not None:
+        context.memory.put(ref, observe.STABLE_BASELINE, None)  # that canary is over
     seen = Observed(
-        desired, resolve_error, _track(stable), _track(canary), requests, errors, context.clock()
+        desired,
+        resolve_error,
+        _track(stable),
+        canary_track,
+        *window,
+        now=context.clock(),
+        unscheduled=observe.unscheduled(pods),
     )
     result = plan(spec, old, seen, generation)
+    events: list[Event] = []
+    if result.demote is not None:
+        version, why, proven = result.demote
+        fault = None if proven else observe.model_fault(pods, version)
+        if proven or fault is not None:
+            why = why if proven else f"{why}: the model failed to load ({fault})"
+            events += _demote(context, body, spec, fact, result.status, version, why)
+        else:
+            log.info("modeldeployment %s: %s; not rejected: no pod reported a fault of the "
+                     "model", ref, why)  # fmt: skip
     if result.stable is not None:
         version, replicas = result.stable
         manifest = build_deployment(
@@ -145,7 +169,7 @@ def reconcile(context: Context, body: Body) -> float | None:
         recheck = drift_next if recheck is None else min(recheck, drift_next)
     else:
         status.drift = None
-    events: list[Event] = list(result.events)
+    events = list(result.events) + events
     for reason, _message, _warning in result.events:
         if reason in (Reason.ROLLED_BACK, Reason.CANARY_FAILED):
             metrics.ROLLBACKS.labels(reason).inc()
@@ -154,6 +178,37 @@ def reconcile(context: Context, body: Body) -> float | None:
     # on a busy control plane; the status says what happens meanwhile.
     _ensure_service(context, body, spec)
     return recheck
+
+
+def _demote(
+    context: Context,
+    body: Body,
+    spec: ModelDeploymentSpec,
+    fact: ModelFact,
+    status: ModelDeploymentStatus,
+    version: str,
+    why: str,
+) -> list[Event]:
+    """Reject `version` in the registry and move the champion back from it (compare-and-set).
+
+    Errors of the store propagate: the pass is retried and plans the same failure again.
+    """
+    metadata = body["metadata"]
+    by = f"ModelDeployment {metadata['namespace']}/{metadata['name']}"
+    registry = context.storage.registry(fact.location)
+    registry.reject(spec.model, version, reason=why, by=by)
+    try:
+        change = registry.demote(spec.model, version, reason=why, by=by)
+        moved = f"; the champion moved back to version {change.to_version}"
+    except ChampionMoved as error:
+        moved = f"; it is not the champion ({error})"
+    except VersionNotFound:
+        moved = "; no earlier champion to move back to: champion resolves to none"
+    status.rejected_version = version
+    context.storage.refresh(fact)
+    message = f"version {version} of {spec.model} rejected in the registry: {why}{moved}"
+    log.warning("modeldeployment %s: %s", by, message)
+    return [(Reason.MODEL_REJECTED, message, True)]
 
 
 def _ensure_service(context: Context, body: Body, spec: ModelDeploymentSpec) -> None:

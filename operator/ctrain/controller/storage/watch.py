@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 from ctrain.api import Reason
 from ctrain.controller.runtime.store import ObjectRef
-from ctrain.controller.storage.clients import Endpoint, S3Clients
+from ctrain.controller.storage.clients import Endpoint, Location, S3Clients
 from ctrain.controller.storage.facts import (
     DatasetFact,
     Fact,
@@ -38,6 +38,7 @@ from ctrain.controller.storage.facts import (
     Unreachable,
     read,
 )
+from ctrain.registry import Registry
 
 __all__ = ["StorageWatch"]
 
@@ -141,6 +142,12 @@ class StorageWatch:
         for follower in self._record(fact, reading):
             self._notify(follower)
         return reading
+
+    def registry(self, where: Location) -> Registry:
+        """The registry at `where`, through this watch's clients: for the rare writes the
+        operator itself makes (a ModelDeployment rejecting a version that failed)."""
+        client = self._clients.access(where.endpoint, where.bucket)
+        return Registry(client, where.bucket, where.prefix)
 
     def reading(self, fact: Fact) -> Reading | None:
         with self._lock:
