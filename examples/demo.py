@@ -7,7 +7,8 @@
 5. send shifted traffic: drift is detected and triggers a retrain
 6. concept drift: the labels change meaning while the inputs look the same; live accuracy
    drops, the loop retrains on the labelled production rows, accuracy recovers
-7. print the model versions, and leave the sandbox running to explore
+7. print the model versions, write the HTML report (`ctrain models report`) and say
+   where it is, and leave the sandbox running to explore
 """
 
 import io
@@ -26,6 +27,8 @@ from sklearn.datasets import load_iris
 
 from ctrain.feedback import read_history
 from ctrain.registry import Registry
+from ctrain.report.history import load_history
+from ctrain.report.html import render_report
 from ctrain_dev.sandbox import operator as sandbox_operator
 from ctrain_dev.sandbox import sandbox
 
@@ -157,12 +160,15 @@ def main() -> None:
     concept_drift(state, s3, core, serving_status, training_jobs(custom))
 
     print_versions(registry, s3, custom)
+    report = write_report(registry, state.path / "iris-report.html")
+    say(f"report with plots written to {report} (open it in a browser)")
     print("""
 The sandbox keeps running. Explore it:
   eval "$(.venv/bin/ctrain dev env)"
   kubectl get ctrain                      # TrainingJobs, ModelDeployments, ContinuousTrainings
   kubectl describe md iris-serving        # the rollout story as Events
   .venv/bin/ctrain models list iris       # the registry
+  .venv/bin/ctrain models report iris --deployment default/iris-serving -o iris.html
 Stop it with `make demo-down`.""")
 
 
@@ -245,6 +251,16 @@ def concept_drift(
         timeout=240,
     )
     say(f"version {new}: live accuracy {recovered['value']:.2f}: recovered")
+
+
+def write_report(registry: Registry, path: Path) -> Path:
+    """What `ctrain models report iris --deployment default/iris-serving` writes: every
+    version's key metric over time, champion changes, and the deployment's drift."""
+    monitoring = {
+        f"{NAMESPACE}/iris-serving": registry.monitoring_history("iris", NAMESPACE, "iris-serving")
+    }
+    path.write_text(render_report(load_history(registry, "iris"), monitoring), encoding="utf-8")
+    return path
 
 
 def serving_ips(core: client.CoreV1Api) -> list[str]:

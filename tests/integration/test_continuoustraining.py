@@ -391,11 +391,19 @@ def test_drift_starts_one_run_per_episode_and_never_on_the_same_data(
         "spec": {"model": model, "version": "champion", "monitoring": {"drift": {"enabled": True}}},
     }
     apply(sandbox, ml_namespace, deployment)
-    wait_for(
-        lambda: condition(status_of(custom, ml_namespace, "drifty"), "Ready")["status"] == "True",
+    waiting = wait_for(
+        lambda: (
+            (s := status_of(custom, ml_namespace, "drifty"))
+            and condition(s, "Ready")["reason"] == "NoChampion"
+            and s
+        ),
         timeout=30,
-        what="Ready once the ModelDeployment exists",
+        what="no longer DeploymentNotFound once the ModelDeployment exists",
     )
+    # Not Ready before the model has a champion, and reconciling towards one (kstatus).
+    assert condition(waiting, "Ready")["status"] == "False"
+    assert condition(waiting, "Reconciling")["status"] == "True"
+    assert condition(waiting, "Stalled")["status"] == "False"
     assert not runs_of(custom, ml_namespace, "drifty")
 
     def report_drift(score: float, detected: bool = True) -> None:

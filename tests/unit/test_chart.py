@@ -168,6 +168,14 @@ def test_default_env_configures_the_default_storage(helm: Path) -> None:
         "CTRAIN_S3_SSE": "None",
         "CTRAIN_S3_SSE_KMS_KEY_ID": "",
         "CTRAIN_WATCH_NAMESPACES": "",
+        "CTRAIN_TRAINER_RESOURCES": json.dumps(
+            {"limits": {"memory": "2Gi"}, "requests": {"cpu": "500m", "memory": "512Mi"}},
+            separators=(",", ":"),
+        ),
+        "CTRAIN_SERVER_RESOURCES": json.dumps(
+            {"limits": {"memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "256Mi"}},
+            separators=(",", ":"),
+        ),
         "CTRAIN_LOG_FORMAT": "text",
         "CTRAIN_METRICS_PORT": "8080",
     }
@@ -205,6 +213,8 @@ def test_env_is_what_the_operator_reads(helm: Path) -> None:
         "image.registry=registry.example.com",
         "image.tag=1.2.3",
         "image.pullPolicy=Always",
+        "podDefaults.trainer.resources.requests.cpu=1500m",
+        "podDefaults.server.resources=null",
     )
     env = plain_env(manifests)
     config = OperatorConfig.from_env(env)
@@ -218,6 +228,11 @@ def test_env_is_what_the_operator_reads(helm: Path) -> None:
         default_prefix="team-a",
         default_secret="minio-keys",
         watch_namespaces=("ml", "ml-staging"),
+        trainer_resources={
+            "requests": {"cpu": "1500m", "memory": "512Mi"},
+            "limits": {"memory": "2Gi"},
+        },
+        server_resources={},
     )
     assert container(manifests)["image"] == config.image
     # boto3 in the operator process sees the same endpoint and region.
@@ -531,6 +546,8 @@ VALUES = yaml.safe_load(VALUES_TEXT)
 # Values that are Kubernetes objects are documented as a whole, not field by field.
 WHOLE_OBJECTS = {
     "resources",
+    "podDefaults.trainer.resources",
+    "podDefaults.server.resources",
     "podSecurityContext",
     "containerSecurityContext",
     "nodeSelector",

@@ -24,9 +24,9 @@ API = [
     "Expectations", "FeedbackSpec", "Gate", "GateResult", "LastTriggered", "Metric",
     "ModelDeployment", "ModelDeploymentPhase", "ModelDeploymentSpec", "ModelDeploymentStatus",
     "MonitoringSpec", "OnDriftTrigger", "OnNewDataTrigger", "OnPerformanceTrigger",
-    "PerformanceMonitoringSpec", "PerformanceStatus", "PredictionLogSpec", "Reason", "Resource",
-    "SignificanceSpec", "StorageSpec", "StrategySpec",
-    "Task", "TemplateMetadata", "TrainingJob", "TrainingJobPhase", "TrainingJobSpec",
+    "PerformanceMonitoringSpec", "PerformanceStatus", "PodControls", "PredictionLogSpec",
+    "Reason", "Resource", "SignificanceSpec", "StorageSpec", "StrategySpec",
+    "Task", "TemplateMetadata", "Toleration", "TrainingJob", "TrainingJobPhase", "TrainingJobSpec",
     "TrainingJobStatus", "TrainingJobTemplate", "TriggerReason", "TriggersSpec",
     "VersionMetrics", "higher_is_better",
 ]  # fmt: skip

@@ -162,3 +162,23 @@ def ensure_etcd(say: Say = _stderr) -> Path:
             if not _complete(out, ["etcd"]):
                 _build_in_module(HERE / "gomod-etcd", ["./etcd"], out, "-s -w", say)
     return out
+
+
+# --- kstatus, for the tests of the conditions -------------------------------------------
+
+KSTATUS_VERSION = "v0.37.2"  # sigs.k8s.io/cli-utils, pinned in gomod-kstatus
+
+
+def kstatus_dir() -> Path:
+    return binaries.cache_root() / f"kstatus-{KSTATUS_VERSION}"
+
+
+def ensure_kstatus(say: Say = _stderr) -> Path:
+    """The `kstatus` command (gomod-kstatus): kstatus' own status.Compute on objects read
+    as JSON, so tests judge ctrain's conditions as Flux does."""
+    out = kstatus_dir()
+    if not _complete(out, ["kstatus"]):
+        with lock(out, say):
+            if not _complete(out, ["kstatus"]):
+                _build_in_module(HERE / "gomod-kstatus", ["./kstatus"], out, "-s -w", say)
+    return out / "kstatus"

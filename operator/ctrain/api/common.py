@@ -38,6 +38,7 @@ __all__ = [
     "EncryptionSpec",
     "Int32",
     "Int64",
+    "PodControls",
     "Quantity",
     "Reason",
     "ResourceClaim",
@@ -46,8 +47,10 @@ __all__ = [
     "StorageSpec",
     "TemplateMetadata",
     "Time",
+    "Toleration",
     "format_time",
     "model_name_field",
+    "pod_field",
     "resources_field",
     "shown",
     "shown_names",
@@ -174,11 +177,16 @@ class ConditionType(StrEnum):
     """Condition types the operator sets. `Ready` is the summary that `kubectl wait` uses."""
 
     READY = "Ready"
+    # Every kind, read by kstatus (Flux, cli-utils): abnormal-true, never both True
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
     # TrainingJob
+    COMPLETE = "Complete"  # terminal, as on a batch Job: kubectl wait --for=condition=Complete
+    FAILED = "Failed"  # terminal, as on a batch Job: kubectl wait --for=condition=Failed
     DATA_VALIDATED = "DataValidated"
     TRAINED = "Trained"
     BLESSED = "Blessed"
-    # ModelDeployment (kstatus-style abnormal-true conditions)
+    # ModelDeployment (abnormal-true, as a Deployment has them)
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     DRIFT_DETECTED = "DriftDetected"
@@ -255,6 +263,7 @@ class Reason(StrEnum):
     RUN_QUEUED = "RunQueued"
     NO_NEW_DATA = "NoNewData"
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
+    NO_CHAMPION = "NoChampion"
 
 
 class Condition(StatusModel):
@@ -461,6 +470,98 @@ def resources_field() -> Any:
         default_factory=ResourceRequirements,
         description="Compute resources of the container, as in a Pod's "
         "resources (requests, limits, claims).",
+    )
+
+
+# Keys ctrain sets on its pods and selects them by: a user's extra labels and annotations
+# may not override them (CEL in the CRD, and the builders apply ctrain's last).
+_OWN_KEYS_RULE = (
+    "self.all(k, !k.startsWith('ctrain.dev/') && "
+    "!(k in ['app.kubernetes.io/name', 'app.kubernetes.io/managed-by']))"
+)
+_OWN_KEYS_MESSAGE = (
+    "ctrain.dev/ keys, app.kubernetes.io/name and app.kubernetes.io/managed-by are ctrain's own"
+)
+_DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class Toleration(ApiModel):
+    """A core/v1 Toleration: the pod may run on nodes with a matching taint."""
+
+    key: str | None = Field(default=None, description="Taint key; empty with Exists: all.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (the default)."
+    )
+    value: str | None = Field(default=None, description="Taint value (Equal only).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to tolerate; empty: all effects."
+    )
+    toleration_seconds: Int64 | None = Field(
+        default=None, description="NoExecute only: how long the pod stays bound once tainted."
+    )
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the same namespace, by name."""
+
+    name: str = Field(description="Name of the object (a Secret).", min_length=1, max_length=253)
+
+
+class PodControls(ApiModel):
+    """Where and as what ctrain's pods run, with the Kubernetes Pod fields of the same
+    names; unset fields leave the pod as ctrain builds it."""
+
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pod must run on (Pod nodeSelector)."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pod tolerates (Pod tolerations)."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="Node and pod (anti-)affinity, as a Pod's affinity (core/v1 Affinity; "
+        "the apiserver validates it when the pod is created).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount the pod runs as, e.g. for workload identity to S3. Its "
+        "API token is still not mounted: ctrain's pods need no Kubernetes API access.",
+        max_length=253,
+        pattern=_DNS1123_SUBDOMAIN,
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        description="Secrets to pull the image with, beside the ServiceAccount's.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        description="PriorityClass of the pod.",
+        max_length=253,
+        pattern=_DNS1123_SUBDOMAIN,
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels on the pod; ctrain's own keys cannot be set.",
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": _OWN_KEYS_RULE, "message": _OWN_KEYS_MESSAGE}]
+        },
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra annotations on the pod; ctrain's own keys cannot be set.",
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": _OWN_KEYS_RULE, "message": _OWN_KEYS_MESSAGE}]
+        },
+    )
+
+
+def pod_field() -> Any:
+    return Field(
+        default=None,
+        description="Scheduling, identity and metadata of the pods ctrain creates for this "
+        "object: nodeSelector, tolerations, affinity, serviceAccountName, "
+        "imagePullSecrets, priorityClassName, labels, annotations.",
     )
 
 

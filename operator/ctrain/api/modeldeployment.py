@@ -8,9 +8,11 @@ from ctrain.api.catalog import Metric
 from ctrain.api.common import (
     ApiModel,
     Int32,
+    PodControls,
     ResourceRequirements,
     StorageSpec,
     model_name_field,
+    pod_field,
     resources_field,
 )
 
@@ -251,3 +253,4 @@ class ModelDeploymentSpec(ApiModel):
         default=None, description="Model registry location; the operator's default when unset."
     )
     resources: ResourceRequirements = resources_field()
+    pod: PodControls | None = pod_field()

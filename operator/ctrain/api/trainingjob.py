@@ -13,9 +13,11 @@ from ctrain.api.common import (
     ApiModel,
     Int32,
     Int64,
+    PodControls,
     ResourceRequirements,
     StorageSpec,
     model_name_field,
+    pod_field,
     resources_field,
 )
 
@@ -323,6 +325,7 @@ class TrainingJobSpec(ApiModel):
         default=None, description="Model registry location; the operator's default when unset."
     )
     resources: ResourceRequirements = resources_field()
+    pod: PodControls | None = pod_field()
     backoff_limit: Int32 = Field(
         default=2, ge=0, description="Retries of the training pod before the run fails."
     )

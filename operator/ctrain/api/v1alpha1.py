@@ -29,9 +29,11 @@ from ctrain.api.common import (
     Condition,
     ConditionStatus,
     ConditionType,
+    PodControls,
     Reason,
     StorageSpec,
     TemplateMetadata,
+    Toleration,
 )
 from ctrain.api.continuoustraining import (
     ContinuousTrainingSpec,
@@ -121,6 +123,7 @@ __all__ = [
     "OnPerformanceTrigger",
     "PerformanceMonitoringSpec",
     "PerformanceStatus",
+    "PodControls",
     "PredictionLogSpec",
     "Reason",
     "Resource",
@@ -129,6 +132,7 @@ __all__ = [
     "StrategySpec",
     "Task",
     "TemplateMetadata",
+    "Toleration",
     "TrainingJob",
     "TrainingJobPhase",
     "TrainingJobSpec",

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from ctrain.api.common import DEFAULT_BUCKET, DEFAULT_PREFIX
 from ctrain.storage import encryption_args
@@ -96,6 +97,11 @@ class OperatorConfig:
             )
         return None
 
+    # Container resources of trainer and server pods whose object sets no `resources`
+    # (the chart's defaults), so pods are not BestEffort unless the platform wants them so.
+    trainer_resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    server_resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":
         env = os.environ if env is None else env
@@ -118,4 +124,18 @@ class OperatorConfig:
             s3_allow_http=env.get("CTRAIN_S3_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
             s3_sse=_sse(env.get("CTRAIN_S3_SSE") or "None", env.get("CTRAIN_S3_SSE_KMS_KEY_ID")),
             s3_sse_kms_key_id=env.get("CTRAIN_S3_SSE_KMS_KEY_ID") or None,
+            trainer_resources=_resources(env, "CTRAIN_TRAINER_RESOURCES"),
+            server_resources=_resources(env, "CTRAIN_SERVER_RESOURCES"),
         )
+
+
+def _resources(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    """A core/v1 ResourceRequirements as JSON; a value that is not one stops the operator
+    at start (a typo in the chart must not silently give every pod no resources)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict) or not set(value) <= {"requests", "limits", "claims"}:
+        raise ValueError(f"{name} must be a JSON object with requests and/or limits: {text!r}")
+    return value

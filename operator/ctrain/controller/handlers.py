@@ -73,11 +73,13 @@ def build_runtime(
         assert runtime is not None
         runtime.enqueue(ref)
 
+    storage = StorageWatch(S3Clients(operator_config), wake=wake, notify=notify)
+    metrics.MODEL_METRICS.source = storage.model_metrics
     context = Context(
         kube=kube,
         config=operator_config,
         stores=stores_for((kind.resource, kind.children) for kind in KINDS),
-        storage=StorageWatch(S3Clients(operator_config), wake=wake, notify=notify),
+        storage=storage,
         relations=Followers(),
         memory=Memory(),
     )

@@ -1,17 +1,19 @@
 """The operator's Prometheus metrics, served on `--metrics-port` (default 8080).
 
 Reconciliations and failures per kind with their durations, objects per phase, trainings
-started and finished, promotions and rollbacks: what an SRE graphs and alerts on.
+started and finished, promotions and rollbacks, the holdout metrics of the model versions
+in use: what an SRE graphs and alerts on.
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
+    "MODEL_METRICS",
     "MODEL_PERFORMANCE",
     "PERFORMANCE_DEGRADED",
     "PHASES",
@@ -23,6 +25,7 @@ __all__ = [
     "ROLLBACKS",
     "TRAININGS_FINISHED",
     "TRAININGS_STARTED",
+    "ModelMetricCollector",
     "PhaseCollector",
     "serve",
 ]
@@ -99,6 +102,38 @@ class PhaseCollector(Collector):
 
 PHASES = PhaseCollector()
 REGISTRY.register(PHASES)
+
+VersionMetrics = tuple[str, str, Mapping[str, float]]  # model, version, metric: value
+
+
+class ModelMetricCollector(Collector):
+    """`ctrain_model_metric{model, version, metric}`: each version's evaluation metrics on
+    its holdout, for the versions objects follow (a champion, `latest`, a pinned version),
+    read from the registry readings the operator already keeps. Series exist only for
+    versions in use, so the cardinality is bounded by the objects, not by the registry's
+    history; a version nobody follows any more drops out at the next scrape."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[VersionMetrics]] = lambda: ()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "ctrain_model_metric",
+            "Evaluation metrics of each model version in use, on its holdout",
+            labels=["model", "version", "metric"],
+        )
+        # Two registries can hold a model of the same name: one series per label set.
+        seen: dict[tuple[str, str, str], float] = {}
+        for model, version, values in self.source():
+            for metric, value in values.items():
+                seen.setdefault((model, version, metric), float(value))
+        for labels, value in sorted(seen.items()):
+            family.add_metric(list(labels), value)
+        yield family
+
+
+MODEL_METRICS = ModelMetricCollector()
+REGISTRY.register(MODEL_METRICS)
 
 
 def serve(port: int) -> None:

@@ -6,9 +6,11 @@ environment (which holds those credentials): every value taken from a user's spe
 `literal`, with `$` doubled, so it reaches the process as written.
 """
 
+import copy
+from collections.abc import Mapping
 from typing import Any
 
-from ctrain.api import StorageSpec
+from ctrain.api import PodControls, StorageSpec
 from ctrain.api.common import storage_location
 from ctrain.controller.config import OperatorConfig
 from ctrain.storage import SSE_ENV, SSE_KMS_KEY_ENV
@@ -25,6 +27,7 @@ __all__ = [
     "scratch_volume",
     "storage_env",
     "storage_settings",
+    "with_pod_controls",
 ]
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ctrain"}
@@ -109,3 +112,41 @@ def owner_reference(body: Any) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def with_pod_controls(
+    template: dict[str, Any], pod: PodControls | None, default_resources: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`template` (a pod template ctrain built, one container) with a user's pod controls
+    (`spec.pod`) and, when the object sets no `resources`, the operator's default ones.
+
+    ctrain's own labels win over the user's (the CRD already refuses its keys), and the
+    security settings are never touched: the controls choose where and as what the pod
+    runs, not how much it may do.
+    """
+    result = copy.deepcopy(template)
+    container = result["spec"]["containers"][0]
+    if not container.get("resources"):
+        container["resources"] = copy.deepcopy(dict(default_resources))
+    if pod is None:
+        return result
+    wire = pod.to_wire()
+    for key in _POD_FIELDS:
+        if wire.get(key):
+            result["spec"][key] = wire[key]
+    metadata = result.setdefault("metadata", {})
+    if pod.labels:
+        metadata["labels"] = {**pod.labels, **metadata.get("labels", {})}
+    if pod.annotations:
+        metadata["annotations"] = {**pod.annotations, **metadata.get("annotations", {})}
+    return result
+
+
+_POD_FIELDS = (
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "serviceAccountName",
+    "imagePullSecrets",
+    "priorityClassName",
+)

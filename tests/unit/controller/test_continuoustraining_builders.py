@@ -369,14 +369,17 @@ def _conditions(result: dict) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in result["conditions"]}
 
 
+CHAMPION = {"version": "1", "metrics": {"accuracy": 0.9}}
 TRIGGERED = {"time": AT, "reason": "Manual", "detail": "ctrain.dev/trigger=1"}
 INVALID = Problem(Reason.INVALID_SPEC, "spec.triggers.schedule: '61 * * * *' is not a cron")
 
 # status, summarize overrides, phase, Ready, Running, Argo CD health
 SCENARIOS = [
-    pytest.param({}, {}, "Idle", ("True", "Idle"), ("False", "Idle"), "Healthy", id="first"),
+    # No champion yet: summarize's Ready is True, which the operator then turns False
+    # (health.continuoustraining); Argo CD already reads the missing champion as Progressing.
+    pytest.param({}, {}, "Idle", ("True", "Idle"), ("False", "Idle"), "Progressing", id="first"),
     pytest.param(
-        {"activeRun": "r1", "lastTriggered": TRIGGERED},
+        {"activeRun": "r1", "lastTriggered": TRIGGERED, "champion": CHAMPION},
         {"creating": True},
         "Running",
         ("True", "RunActive"),
@@ -385,7 +388,7 @@ SCENARIOS = [
         id="creating",
     ),
     pytest.param(
-        {"activeRun": "r1", "lastTriggered": TRIGGERED},
+        {"activeRun": "r1", "lastTriggered": TRIGGERED, "champion": CHAMPION},
         {},
         "Running",
         ("True", "RunActive"),
@@ -394,7 +397,7 @@ SCENARIOS = [
         id="running",
     ),
     pytest.param(
-        {"lastRun": "r1", "lastRunPhase": "Succeeded"},
+        {"lastRun": "r1", "lastRunPhase": "Succeeded", "champion": CHAMPION},
         {"outcome_text": "run r1 succeeded: v1"},
         "Idle",
         ("True", "RunSucceeded"),

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from ctrain.api import Reason
 from ctrain.api.contracts import ModelMetadata, Reference
+from ctrain.controller import metrics
 from ctrain.controller.config import OperatorConfig, StorageGrant
 from ctrain.controller.runtime.store import ObjectRef
 from ctrain.controller.storage.clients import Endpoint, Forbidden, Location, S3Clients
@@ -60,6 +62,10 @@ def publish(registry: Registry, model: str, count: int) -> None:
         )
         registry.publish(model, version, b"model", metadata, Reference(rows=1))
     registry.set_champion(model, "1", "test")
+
+
+def exposition(registry: Any) -> str:
+    return generate_latest(registry).decode()
 
 
 def follower(index: int) -> ObjectRef:
@@ -131,6 +137,28 @@ def test_followers_come_and_go_and_an_unfollowed_fact_is_forgotten(
     watch.watch.drop(follower(1))
     assert len(watch.watch) == 0
     assert watch.watch.poll(endpoint) is None  # nothing left to read there
+
+
+def test_model_metrics_are_exported_for_the_versions_in_use_only(
+    registry: Registry, bucket: str, endpoint: Endpoint, watched: tuple[Watch, Recorder]
+) -> None:
+    watch, _ = watched
+    publish(registry, "iris", 3)  # versions 1..3, champion 1
+    where = Location(endpoint, bucket, "ctrain")
+    champion, latest = ModelFact(where, "iris", "champion"), ModelFact(where, "iris", "latest")
+    watch.watch.follow(follower(1), {champion: 10.0})
+    watch.watch.follow(follower(2), {latest: 10.0})
+    watch.watch.poll(endpoint)
+    metrics.MODEL_METRICS.source = watch.watch.model_metrics
+    scrape = exposition(metrics.REGISTRY)
+    series = [line for line in scrape.splitlines() if line.startswith("ctrain_model_metric{")]
+    assert sorted(series) == [
+        'ctrain_model_metric{metric="accuracy",model="iris",version="1"} 0.6',
+        'ctrain_model_metric{metric="accuracy",model="iris",version="3"} 0.8',
+    ]  # version 2 is in the registry but nobody uses it: no series
+    watch.watch.drop(follower(2))
+    scrape = exposition(metrics.REGISTRY)
+    assert 'version="3"' not in scrape and 'version="1"' in scrape
 
 
 def test_missing_models_and_datasets_are_readings_not_errors(

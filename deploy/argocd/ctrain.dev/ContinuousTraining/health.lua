@@ -2,6 +2,7 @@
 --   status not yet written for metadata.generation  -> Progressing
 --   spec.suspend is true                            -> Suspended
 --   Ready=False with a failure reason               -> Degraded (the condition's reason and message)
+--   no champion yet                                 -> Progressing (Ready=False NoChampion)
 --   a run in progress                               -> Healthy (the message names the run)
 --   the latest finished run failed                  -> Degraded
 --   otherwise (waiting for a trigger)               -> Healthy
@@ -10,6 +11,8 @@
 -- health), and reporting Progressing for every nightly run would make the Application
 -- flap. Like Argo CD's CronJob check, a failed latest run makes the loop Degraded until a
 -- run succeeds: the champion is no longer being refreshed, and someone should look.
+-- Before its first champion a loop has not reached its goal (nothing can be served):
+-- Progressing, as kstatus reads the operator's Reconciling=True.
 -- Written for Argo CD's default sandbox (gopher-lua, Lua 5.1, base and table libraries
 -- only): no string or math functions, and no globals besides `obj`.
 local hs = {}
@@ -91,6 +94,17 @@ local ready = find_condition(status, "Ready")
 if ready ~= nil and ready.status == "False" and failure_reasons[ready.reason] then
   hs.status = "Degraded"
   hs.message = ready.reason .. ": " .. (text(ready.message) or text(status.message) or "failed")
+  return hs
+end
+
+local has_champion = status.champion ~= nil and text(status.champion.version) ~= nil
+if not has_champion and status.lastRunPhase ~= "Failed" then
+  hs.status = "Progressing"
+  if active ~= nil then
+    hs.message = "No champion yet; run " .. active .. " is training"
+  else
+    hs.message = "No champion yet; waiting for a trigger"
+  end
   return hs
 end
 

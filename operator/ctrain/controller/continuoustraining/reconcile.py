@@ -27,6 +27,7 @@ from ctrain.api import (
     Reason,
 )
 from ctrain.api.common import format_time, validation_message
+from ctrain.controller import health
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.continuoustraining import builders as build
 from ctrain.controller.continuoustraining import performance
@@ -348,15 +349,17 @@ class _Pass:
     def finish(self, *, creating: bool = False, post: bool = True) -> None:
         """Write the status if it changed, then post the pass's Events."""
         spec_suspend = (self.body.get("spec") or {}).get("suspend")
+        suspended = self.spec.suspend if self.spec is not None else bool(spec_suspend)
         status = build.summarize(
             self.status,
             generation=self.body["metadata"].get("generation", 1),
-            suspended=self.spec.suspend if self.spec is not None else bool(spec_suspend),
+            suspended=suspended,
             problem=self.problem,
             creating=creating,
             outcome_text=build.last_outcome(self.status, self.runs),
             at=self.now,
         )
+        status = health.continuoustraining(status, suspended=suspended, at=self.now)
         written = write_status(self.context, CONTINUOUSTRAININGS, self.body, status)
         if written is not None:
             self.body = written

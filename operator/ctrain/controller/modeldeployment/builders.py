@@ -22,6 +22,7 @@ from ctrain.controller.podspec import (
     scratch_volume,
     storage_env,
     storage_settings,
+    with_pod_controls,
 )
 
 __all__ = [
@@ -191,6 +192,8 @@ def build_deployment(
             },
         },
     }
+    template = manifest["spec"]["template"]
+    manifest["spec"]["template"] = with_pod_controls(template, spec.pod, config.server_resources)
     digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()
     manifest["metadata"]["annotations"] = {SPEC_HASH: digest[:16]}
     return manifest

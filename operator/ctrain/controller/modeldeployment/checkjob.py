@@ -83,7 +83,7 @@ def build_check_job(
             {"name": "TMPDIR", "value": SCRATCH_DIR},
             *storage_env(storage),
         ],
-        "resources": spec.resources or {},
+        "resources": spec.resources.to_wire(),
         "securityContext": CONTAINER_SECURITY_CONTEXT,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [mount],

@@ -32,7 +32,7 @@ from ctrain.api import (
     Reason,
 )
 from ctrain.api.common import validation_message
-from ctrain.controller import metrics
+from ctrain.controller import health, metrics
 from ctrain.controller.conditions import changed_conditions, set_condition
 from ctrain.controller.kube import DEPLOYMENTS, JOBS, MODELDEPLOYMENTS, PODS, SERVICES
 from ctrain.controller.modeldeployment import observe, performance, probe
@@ -322,6 +322,7 @@ def _write(
     status: ModelDeploymentStatus,
     events: list[Event],
 ) -> None:
+    status = health.modeldeployment(status, context.clock())
     if write_status(context, MODELDEPLOYMENTS, body, status) is None:
         return  # deleted meanwhile
     if old.phase != status.phase and not events:

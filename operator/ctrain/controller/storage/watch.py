@@ -32,6 +32,7 @@ from ctrain.controller.storage.facts import (
     DatasetFact,
     Fact,
     Failure,
+    ModelFact,
     Reading,
     Resolved,
     Unreachable,
@@ -214,6 +215,17 @@ class StorageWatch:
         if not dues:
             return None
         return max(min(dues) - self._clock(), 0.0)
+
+    def model_metrics(self) -> list[tuple[str, str, Mapping[str, float]]]:
+        """(model, version, metrics) of every version a followed fact resolves to now."""
+        with self._lock:
+            return [
+                (fact.model, entry.reading.value.version, dict(entry.reading.value.metrics))
+                for fact, entry in self._entries.items()
+                if isinstance(fact, ModelFact)
+                and entry.reading is not None
+                and isinstance(entry.reading.value, Resolved)
+            ]
 
     def __len__(self) -> int:
         with self._lock:

@@ -23,6 +23,7 @@ from ctrain.controller.podspec import (
     scratch_volume,
     storage_env,
     storage_settings,
+    with_pod_controls,
 )
 
 __all__ = [
@@ -74,6 +75,14 @@ def trainer_spec(spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any
 
 
 def build_job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any]:
+    job = _job(body, spec, config)
+    job["spec"]["template"] = with_pod_controls(
+        job["spec"]["template"], spec.pod, config.trainer_resources
+    )
+    return job
+
+
+def _job(body: Any, spec: TrainingJobSpec, config: OperatorConfig) -> dict[str, Any]:
     metadata = body["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
     labels = {

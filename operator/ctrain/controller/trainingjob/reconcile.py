@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ctrain.api import ConditionType, Reason, TrainingJobPhase, TrainingJobSpec, TrainingJobStatus
 from ctrain.api.common import validation_message
-from ctrain.controller import metrics
+from ctrain.controller import health, metrics
 from ctrain.controller.conditions import changed_conditions
 from ctrain.controller.kube import JOBS, PODS, TRAININGJOBS
 from ctrain.controller.runtime.context import Context, Rejected
@@ -143,6 +143,7 @@ def reject(context: Context, body: Body, rejected: Rejected) -> None:
 
 
 def _write(context: Context, body: Body, old: TrainingJobStatus, status: TrainingJobStatus) -> None:
+    status = health.trainingjob(status, context.clock())
     if write_status(context, TRAININGJOBS, body, status) is None:
         return  # deleted meanwhile
     events: list[Event] = []
@@ -160,7 +161,7 @@ def _write(context: Context, body: Body, old: TrainingJobStatus, status: Trainin
 def _conditions_events(old: TrainingJobStatus, status: TrainingJobStatus) -> list[Event]:
     events: list[Event] = []
     for condition in changed_conditions(old.conditions, status.conditions):
-        if condition.type == ConditionType.READY:
+        if condition.type in _PHASE_CONDITIONS:
             continue  # the phase Event above already tells this story
         if condition.status == "Unknown":
             continue
@@ -169,6 +170,8 @@ def _conditions_events(old: TrainingJobStatus, status: TrainingJobStatus) -> lis
         events.append((condition.reason, message, warning))
     return events
 
+
+_PHASE_CONDITIONS = {ConditionType.READY, *health.DERIVED}
 
 KIND = Kind(
     resource=TRAININGJOBS,
