@@ -15,7 +15,7 @@ import pytest
 
 from ctrain.api import ModelDeploymentSpec, StorageSpec, TrainingJobSpec
 from ctrain.commands.train import _client_for
-from ctrain.controller.config import OperatorConfig
+from ctrain.controller.config import OperatorConfig, StorageGrant
 from ctrain.controller.modeldeployment.builders import build_deployment
 from ctrain.controller.storage.clients import S3Clients, location
 from ctrain.controller.trainingjob.builders import build_job, trainer_spec
@@ -73,8 +73,12 @@ STYLES = ["path", "virtual"]
 @pytest.mark.parametrize("style", STYLES)
 def test_the_operator(endpoint: str, style: str) -> None:
     storage = StorageSpec(bucket=BUCKET, endpoint=endpoint, addressing_style=style)
-    where = location(storage, OperatorConfig())
-    assert_style(urls_of(S3Clients().access(where.endpoint, BUCKET)), style, endpoint)
+    config = OperatorConfig(
+        s3_allow_http=True,  # moto over plain HTTP
+        s3_allowed=(StorageGrant(endpoint, (BUCKET,)),),
+    )
+    where = location(storage, config)
+    assert_style(urls_of(S3Clients(config).access(where.endpoint, BUCKET)), style, endpoint)
 
 
 @pytest.mark.parametrize("style", STYLES)

@@ -85,7 +85,12 @@ def test_pod_controls_reach_the_pod(template_of: Any) -> None:
     assert spec["priorityClassName"] == "batch-low"
     labels = controlled["metadata"]["labels"]
     assert labels == {**plain["metadata"]["labels"], "team": "ml", "cost-center": "42"}
-    assert controlled["metadata"]["annotations"] == {"example.com/owner": "ml-platform"}
+    annotations = controlled["metadata"]["annotations"]
+    own = {key for key in annotations if key.startswith("ctrain.dev/")}  # e.g. the trainer's spec
+    assert own == set(plain["metadata"].get("annotations") or {})
+    assert {k: v for k, v in annotations.items() if k not in own} == {
+        "example.com/owner": "ml-platform"
+    }
     # What keeps the pod restricted and tokenless is not a pod control.
     assert spec["securityContext"] == POD_SECURITY_CONTEXT
     assert spec["automountServiceAccountToken"] is False
