@@ -239,7 +239,8 @@ def concept_drift(
         f"(input drift score {drift.get('score', 0):.2f}: the inputs look as before)"
     )
     renewed = wait(
-        "a run on the labelled production rows (new labels are new data; degraded live accuracy triggers one as well) to roll out",
+        "a run on the labelled production rows to roll out (new labels are new data; "
+        "degraded live accuracy starts one as well)",
         lambda: (
             (s := serving_status()).get("currentVersion") not in (None, old)
             and s.get("phase") == "Available"
