@@ -212,6 +212,7 @@ class Reason(StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
     NO_TERMINATION_MESSAGE = "NoTerminationMessage"
+    RECOVERED_FROM_REGISTRY = "RecoveredFromRegistry"
     # Trainer failure reasons (docs/contracts.md)
     DATASET_NOT_FOUND = "DatasetNotFound"
     DATASET_UNREADABLE = "DatasetUnreadable"

@@ -92,6 +92,10 @@ class Claimer:
             return JobClaim(winner, reused=True)
         return JobClaim(version, reused=False)
 
+    def job_version(self, model: str, uid: str) -> str | None:
+        """The version TrainingJob ``uid`` claimed, or None; a read, never a claim."""
+        return self._job_version(self.job_key(model, uid))
+
     def job_key(self, model: str, uid: str) -> str:
         if not _UID.match(uid):
             raise InvalidReference(f"invalid TrainingJob uid {uid!r}")

@@ -229,6 +229,11 @@ class Registry:
         """The one version TrainingJob ``uid`` may publish (claimed before, or now)."""
         return self._claims.claim_for_job(model, uid)
 
+    def job_version(self, model: str, uid: str) -> str | None:
+        """The version TrainingJob ``uid`` claimed (published or not); None if it claimed
+        none. Only reads: the operator asks it when the Job that knew the answer is gone."""
+        return self._claims.job_version(model, uid)
+
     def owner(self, model: str, version: str | int) -> str | None:
         """Who claimed ``version`` (a TrainingJob uid)."""
         return self._claims.owner(model, str(version))

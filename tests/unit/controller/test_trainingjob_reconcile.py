@@ -6,7 +6,6 @@ import pytest
 from fakes import Harness, invalid
 
 from ctrain.controller.kube import JOBS, PODS, TRAININGJOBS
-from ctrain.controller.runtime.store import ObjectRef
 from ctrain.controller.trainingjob.builders import TRAININGJOB_LABEL
 
 pytestmark = pytest.mark.unit
@@ -124,40 +123,6 @@ def test_a_finished_job_is_read_fresh_and_the_outcome_is_final() -> None:
     harness.drain()
     assert harness.api.calls == []  # a finished TrainingJob is never looked at again
     assert harness.runtime.loops["TrainingJob"].queue.scheduled() == 0
-
-
-def test_a_job_gone_from_the_cache_is_confirmed_before_the_run_is_failed() -> None:
-    harness = Harness()
-    harness.api.put(TRAININGJOBS, trainingjob())
-    harness.drain()
-    job = harness.api.find(JOBS, NS, "iris-train")
-    job["status"] = {"active": 1, "startTime": "2026-03-01T10:00:31Z"}
-    harness.api.put(JOBS, job)
-    pod = {
-        "metadata": {
-            "name": "iris-train-x",
-            "namespace": NS,
-            "labels": {TRAININGJOB_LABEL: "iris"},
-            "ownerReferences": [{"uid": job["metadata"]["uid"]}],
-        },
-        "status": {"phase": "Running"},
-    }
-    harness.api.put(PODS, pod)
-    harness.drain()
-    assert harness.api.find(TRAININGJOBS, NS, "iris")["status"]["phase"] == "Running"
-    # the cache lost the Job (a restart), but the apiserver still has it: no verdict
-    harness.context.store(JOBS).remove(NS, "iris-train")
-    harness.api.reset()
-    harness.runtime.enqueue(ObjectRef("TrainingJob", NS, "iris"))
-    harness.drain()
-    assert ("get", "Job", "iris-train") in harness.api.calls
-    assert harness.api.find(TRAININGJOBS, NS, "iris")["status"]["phase"] == "Running"
-    # now it is really gone
-    harness.api.remove(JOBS, NS, "iris-train")
-    harness.drain()
-    status = harness.api.find(TRAININGJOBS, NS, "iris")["status"]
-    assert status["phase"] == "Failed"
-    assert status["message"].startswith("JobDeleted")
 
 
 def test_an_invalid_spec_is_a_status_not_a_retry_loop() -> None:

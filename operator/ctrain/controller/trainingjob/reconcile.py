@@ -4,8 +4,9 @@ A pass reads the TrainingJob, its Job and the Job's pods from the runtime's cach
 watch keeps them current, and every Job or pod event enqueues the TrainingJob), creates
 the Job when it is absent, and writes the status computed by `status`. Two decisions are
 final and are taken on a fresh read, never on a cache: the outcome of a concluded Job
-(the pods' termination messages) and "the Job was deleted". A finished TrainingJob is
-never looked at again.
+(the pods' termination messages) and "the Job was deleted" (then `recover` asks the
+registry whether the run published its version before the Job went). A finished
+TrainingJob is never looked at again.
 
 Where later work plugs in: `_conditions_events` (which transitions are worth an Event),
 `reject` (how an invalid spec or a refused Job reads in status).
@@ -29,12 +30,12 @@ from ctrain.controller.runtime.store import ObjectRef
 from ctrain.controller.storage.clients import location
 from ctrain.controller.storage.facts import ModelFact
 from ctrain.controller.trainingjob.builders import TRAININGJOB_LABEL, build_job, job_name
+from ctrain.controller.trainingjob.recover import status_without_job
 from ctrain.controller.trainingjob.status import (
     compute_status,
     finished_job,
     invalid_spec_status,
     is_terminal,
-    job_deleted_status,
 )
 from ctrain.registry import CHAMPION, LATEST
 
@@ -63,8 +64,10 @@ def reconcile(context: Context, body: Body) -> float | None:
     if job is None and old.job_name and old.phase == "Running":
         job = _owned_job(context.remember(JOBS, context.kube.get(JOBS, namespace, job_id)), body)
         if job is None:
-            at = context.clock()
-            _write(context, body, old, job_deleted_status(old, generation, job_id, at))
+            final = status_without_job(context, body, spec, old, job_id)
+            _write(context, body, old, final)
+            if final.phase == TrainingJobPhase.SUCCEEDED:
+                _published(context, spec, promoted=bool(final.promoted))
             return None
     if job is None:
         job = _owned_job(_create_job(context, body, spec), body)

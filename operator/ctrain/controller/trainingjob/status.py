@@ -29,6 +29,7 @@ __all__ = [
     "invalid_spec_status",
     "is_terminal",
     "job_deleted_status",
+    "recovered_status",
 ]
 
 TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
@@ -275,4 +276,33 @@ def job_deleted_status(
     """The Job of a running TrainingJob was deleted before it finished: the run failed."""
     status = invalid_spec_status(old, generation, "the training Job was deleted", at=at)
     status.message = f"JobDeleted: Job {job_name} was deleted before it finished"
+    return status
+
+
+def recovered_status(
+    old: TrainingJobStatus,
+    generation: int,
+    job_name: str,
+    summary: TrainingSucceeded,
+    completed: datetime | None,
+    at: datetime | None = None,
+) -> TrainingJobStatus:
+    """The Job is gone, but the registry holds the version this TrainingJob published: it
+    succeeded. `summary` is rebuilt from the version's metadata.json, not from the pod."""
+    status = old.model_copy(deep=True)
+    status.observed_generation = generation
+    status.job_name = job_name
+
+    def cond(kind: ConditionType, value: bool | None, reason: str, message: str = "") -> None:
+        status.conditions = set_condition(
+            status.conditions, kind, value, reason, message, generation, at
+        )
+
+    _succeeded(status, summary, cond)
+    status.message = (
+        f"{status.message}; recovered from the registry (Job {job_name} was gone before "
+        "its result was read)"
+    )
+    cond(ConditionType.READY, True, Reason.RECOVERED_FROM_REGISTRY, status.message)
+    status.completion_time = completed
     return status
