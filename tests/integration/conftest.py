@@ -1,5 +1,8 @@
 """Fixtures for tests that need the real operator process and a namespace ready for training."""
 
+import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +19,9 @@ from kubehelpers import make_namespace
 class OperatorProcess:
     """The real `ctrain operator` against the test sandbox; restartable mid-test."""
 
-    def __init__(self, sandbox: State, log_dir: Path) -> None:
+    def __init__(self, sandbox: State, log_dir: Path, also_allowed: tuple[str, ...] = ()) -> None:
         self.sandbox, self.log_dir = sandbox, log_dir
+        self.also_allowed = also_allowed  # more S3 endpoints the operator may contact
         self.process: host.Process | None = None
         self.starts = 0
         self.metrics_port = controlplane.Ports.free().s3  # any free port
@@ -30,7 +34,11 @@ class OperatorProcess:
             sandbox_operator.operator_argv(),
             log,
             env={
-                **sandbox_operator.operator_env(self.sandbox),
+                **(env := sandbox_operator.operator_env(self.sandbox)),
+                "CTRAIN_S3_ALLOWED": json.dumps(
+                    json.loads(env["CTRAIN_S3_ALLOWED"])
+                    + [{"endpoint": url, "buckets": ["*"]} for url in self.also_allowed]
+                ),
                 "CTRAIN_METRICS_PORT": str(self.metrics_port),
             },
         )
@@ -49,9 +57,39 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
-def operator(sandbox: State, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def silent_endpoint() -> Iterator[str]:
+    """An S3 endpoint that accepts every connection and never sends a byte (allowed to the
+    session's operator, so tests see what a hung store does, not the allowlist)."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=128)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    sandbox: State, tmp_path_factory: pytest.TempPathFactory, silent_endpoint: str
+) -> Iterator[OperatorProcess]:
     sandbox_operator.apply_crds(sandbox)
-    process = OperatorProcess(sandbox, tmp_path_factory.mktemp("operator"))
+    process = OperatorProcess(
+        sandbox, tmp_path_factory.mktemp("operator"), also_allowed=(silent_endpoint,)
+    )
     process.start()
     yield process
     process.stop()

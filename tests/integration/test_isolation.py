@@ -9,11 +9,8 @@ delays (its log says so), not in a hot loop, while another one is served as usua
 
 import itertools
 import re
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -30,31 +27,6 @@ GENEROUS = 10.0  # seconds; the issue's bound for an object that nothing should 
 @pytest.fixture
 def custom(api_client) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
-
-
-@pytest.fixture
-def silent_endpoint() -> Iterator[str]:
-    """An S3 endpoint that accepts every connection and never sends a byte."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=128)
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    server.close()
 
 
 def champion_model(s3) -> str:

@@ -81,6 +81,9 @@ def test_builtin_iris_trains_registers_and_reports(
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {
         "Ready": "True",
+        "Complete": "True",  # batch-style terminal condition (kubectl wait)
+        "Reconciling": "False",  # kstatus: Current
+        "Stalled": "False",
         "DataValidated": "True",
         "Trained": "True",
         "Blessed": "True",
