@@ -186,12 +186,12 @@ def running_server(app: ServingApp, **config: Any) -> Iterator[str]:
 
 @functools.lru_cache
 def slow_classifier() -> tuple[Any, dict[str, Any], np.ndarray]:
-    """A model whose prediction takes seconds for 10,000 rows (a k-d tree, 50 neighbours)."""
+    """A model whose prediction takes seconds for 10,000 rows (a k-d tree, 200 neighbours)."""
     from sklearn.datasets import make_classification
     from sklearn.neighbors import KNeighborsClassifier
 
     x, y = make_classification(n_samples=20_000, n_features=8, random_state=0)
-    model = KNeighborsClassifier(n_neighbors=50, algorithm="kd_tree").fit(x, y)
+    model = KNeighborsClassifier(n_neighbors=200, algorithm="kd_tree").fit(x, y)
     features = [f"f{i}" for i in range(8)]
     return model, {"model": "slow", "version": "1", "features": features}, x
 
