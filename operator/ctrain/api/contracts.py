@@ -55,6 +55,7 @@ __all__ = [
     "VersionPerformance",
     "parse_performance_result",
     "parse_trainer_result",
+    "succeeded_from_metadata",
 ]
 
 
@@ -453,3 +454,37 @@ class PerformanceHistory(Contract):
     @property
     def latest(self) -> PerformancePoint | None:
         return self.history[-1] if self.history else None
+
+
+def succeeded_from_metadata(
+    model: str,
+    version: str,
+    artifact_uri: str,
+    metadata: ModelMetadata,
+    *,
+    promoted: bool,
+    decision: str,
+    promotion_reason: str | None = None,
+) -> TrainingSucceeded:
+    """The result of a run read back from its published metadata.json (a run repeated after
+    it published, or one whose Job vanished): what the termination message would have said."""
+    key = metadata.primary_metric or ""
+    value = metadata.metrics.get(key)
+    dataset = metadata.dataset
+    return TrainingSucceeded(
+        model=model,
+        version=version,
+        artifact_uri=artifact_uri,
+        task=metadata.task,
+        metrics=metadata.metrics,
+        key_metric=None if value is None else f"{key}={value:.4f}",
+        baseline=metadata.baseline,
+        blessed=bool(metadata.blessed),
+        promoted=promoted,
+        gates=metadata.gates,
+        decision=decision,
+        comparison=metadata.comparison,
+        promotion_reason=promotion_reason,
+        data_fingerprint=None if dataset is None else dataset.fingerprint,
+        rows=None if dataset is None else dataset.rows,
+    )

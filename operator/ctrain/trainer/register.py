@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ctrain.api import ComparisonVerdict, Reason, TrainingJobSpec
-from ctrain.api.contracts import ModelMetadata, TrainingSucceeded
+from ctrain.api.contracts import ModelMetadata, TrainingSucceeded, succeeded_from_metadata
 from ctrain.registry import ChampionMoved, Registry, RegistryError, VersionNotFound
 from ctrain.trainer.compare import Judged, Verdict
 from ctrain.trainer.errors import TrainerError
@@ -107,24 +107,14 @@ def already_registered(
         )
     log.info("version %s was already published by this TrainingJob: not training again", version)
     promoted, reason, decision = _finish_promotion(registry, spec, version, metadata, by)
-    key = metadata.primary_metric or ""
-    value = metadata.metrics.get(key)
-    return TrainingSucceeded(
-        model=model,
-        version=version,
-        artifact_uri=registry.artifact_uri(model, version),
-        task=metadata.task,
-        metrics=metadata.metrics,
-        key_metric=None if value is None else f"{key}={value:.4f}",
-        baseline=metadata.baseline,
-        blessed=bool(metadata.blessed),
+    return succeeded_from_metadata(
+        model,
+        version,
+        registry.artifact_uri(model, version),
+        metadata,
         promoted=promoted,
-        gates=metadata.gates,
         decision=f"already registered by this TrainingJob: {decision}",
-        comparison=metadata.comparison,
         promotion_reason=reason.value,
-        data_fingerprint=None if metadata.dataset is None else metadata.dataset.fingerprint,
-        rows=None if metadata.dataset is None else metadata.dataset.rows,
     )
 
 

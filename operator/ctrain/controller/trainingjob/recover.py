@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ctrain.api import TrainingJobSpec, TrainingJobStatus
-from ctrain.api.contracts import ModelMetadata, TrainingSucceeded
+from ctrain.api.contracts import ModelMetadata, TrainingSucceeded, succeeded_from_metadata
 from ctrain.controller.runtime.context import Context
 from ctrain.controller.storage.clients import location
 from ctrain.controller.trainingjob.status import job_deleted_status, recovered_status
@@ -64,24 +64,13 @@ def published_by(registry: Registry, model: str, uid: str) -> tuple[str, ModelMe
 def summary_of(
     registry: Registry, model: str, version: str, metadata: ModelMetadata, *, promoted: bool
 ) -> TrainingSucceeded:
-    key = metadata.primary_metric or ""
-    value = metadata.metrics.get(key)
-    decision = metadata.decision or ""
-    return TrainingSucceeded(
-        model=model,
-        version=version,
-        artifact_uri=registry.artifact_uri(model, version),
-        task=metadata.task,
-        metrics=metadata.metrics,
-        key_metric=None if value is None else f"{key}={value:.4f}",
-        baseline=metadata.baseline,
-        blessed=bool(metadata.blessed),
+    return succeeded_from_metadata(
+        model,
+        version,
+        registry.artifact_uri(model, version),
+        metadata,
         promoted=promoted,
-        gates=metadata.gates,
-        decision=decision,
-        comparison=metadata.comparison,
-        data_fingerprint=None if metadata.dataset is None else metadata.dataset.fingerprint,
-        rows=None if metadata.dataset is None else metadata.dataset.rows,
+        decision=metadata.decision or "",
     )
 
 
