@@ -343,6 +343,9 @@ def install_chart(cluster: Cluster, image: str, s3: S3) -> None:
         "--set=image.pullPolicy=IfNotPresent",
         f"--set=storage.endpoint={s3.endpoint}",
         "--set=storage.allowHttp=true",
+        # The data sets live beside the models: the operator watches them for new data.
+        f"--set=storage.allowed[0].endpoint={s3.endpoint}",
+        *(f"--set=storage.allowed[0].buckets[{i}]={bucket}" for i, bucket in enumerate(BUCKETS)),
         f"--set=storage.region={s3.region}",
         "--set=storage.credentialsSecret=s3-credentials",
     )

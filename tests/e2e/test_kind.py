@@ -253,14 +253,37 @@ def test_2_serving_answers_through_real_services(
         f"r = httpx.post('{endpoint}/infer', json={infer_body(ROWS)!r}); "
         "print(r.status_code, json.dumps(r.json()))"
     )
-    out = kind_cluster.kubectl(
-        "run", f"client-{uuid.uuid4().hex[:6]}", "-n", namespace, "--rm", "-i", "--quiet",
-        "--restart=Never", f"--image={kindenv.IMAGE}",
-        "--overrides", json.dumps(_restricted_pod(["python", "-c", script])),
-    )  # fmt: skip
+    out = _run_pod(kind_cluster, namespace, ["python", "-c", script])
     code, _, body = out.strip().partition(" ")
     assert code == "200", out
     assert json.loads(body)["model_version"] == "1"
+
+
+def _run_pod(kind_cluster: Any, namespace: str, command: list[str]) -> str:
+    """Run `command` in a pod to its end and return its output.
+
+    Not `kubectl run -i --rm`: its attach may come after a quick container has exited,
+    and the output is then lost. The pod's log is kept until the pod is deleted.
+    """
+    name = f"client-{uuid.uuid4().hex[:6]}"
+    kind_cluster.kubectl(
+        "run", name, "-n", namespace, "--restart=Never", f"--image={kindenv.IMAGE}",
+        "--overrides", json.dumps(_restricted_pod(command)),
+    )  # fmt: skip
+    try:
+        finished = kind_cluster.wait_for(
+            lambda: _pod_if_finished(kind_cluster, namespace, name), 120, f"pod {name} to finish"
+        )
+        out: str = kind_cluster.kubectl("logs", "-n", namespace, name)
+        assert finished["status"]["phase"] == "Succeeded", out
+        return out
+    finally:
+        kind_cluster.kubectl("delete", "pod", "-n", namespace, name, "--wait=false", check=False)
+
+
+def _pod_if_finished(kind_cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    pod: dict[str, Any] = kind_cluster.get("pod", name, namespace)
+    return pod if pod["status"].get("phase") in {"Succeeded", "Failed"} else None
 
 
 def _restricted_pod(command: list[str]) -> dict[str, Any]:
@@ -271,7 +294,7 @@ def _restricted_pod(command: list[str]) -> dict[str, Any]:
                                 "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
                 "name": "client", "image": kindenv.IMAGE, "imagePullPolicy": "IfNotPresent",
-                "command": command, "stdin": True, "stdinOnce": True,
+                "command": command,
                 "securityContext": {"allowPrivilegeEscalation": False,
                                     "capabilities": {"drop": ["ALL"]},
                                     "readOnlyRootFilesystem": True},

@@ -4,7 +4,19 @@ import logging
 
 import kopf
 
-__all__ = ["run"]
+__all__ = ["quiet_libraries", "run"]
+
+# Loggers that write a line per routine event at INFO: kopf per handled watch event
+# ("Handler ... succeeded"), httpx per request (every /metrics scrape of every serving
+# pod), aiohttp per /healthz probe. At scale that is noise, and it costs the operator more
+# than the work it reports. Their warnings and errors still show.
+CHATTY = ("kopf.objects", "httpx", "httpcore", "aiohttp.access")
+
+
+def quiet_libraries(level: int) -> None:
+    """Raise the chatty libraries' loggers to WARNING unless debug logging was asked for."""
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING if level > logging.DEBUG else level)
 
 
 def run(*, namespaces: list[str], liveness_port: int, json_logs: bool, level: int) -> None:
@@ -16,10 +28,7 @@ def run(*, namespaces: list[str], liveness_port: int, json_logs: bool, level: in
         log_prefix=False,
     )
     logging.getLogger("ctrain").setLevel(level)
-    if level > logging.DEBUG:
-        # kopf reports every handled event ("Handler ... succeeded") at INFO: a line per
-        # watch event is noise at scale and costs the operator more than the handler.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    quiet_libraries(level)
     endpoint = f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None
     kopf.run(
         standalone=True,
