@@ -397,6 +397,14 @@ def test_4_a_canary_is_promoted_and_one_without_valid_traffic_rolled_back(
     assert status["currentVersion"] == "2"
     assert "canaryVersion" not in status
     assert "canary of version 1 reached no verdict" in status["message"]
+
+    # The canary's pods end gracefully (kube-proxy drops them from the Service meanwhile);
+    # once they are gone, every answer comes from version 2.
+    def canary_gone() -> bool:
+        pods = kind_cluster.items("pods", namespace, status["selector"])
+        return not [p for p in pods if p["metadata"]["labels"].get(VERSION_LABEL) == "1"]
+
+    kind_cluster.wait_for(canary_gone, 120, "the canary's pods to end")
     with Load(url) as after:
         time.sleep(5)
     assert after.failures() == [] and after.versions() == {"2"}
