@@ -105,6 +105,43 @@ def events_for(core: client.CoreV1Api, namespace: str, name: str) -> list[tuple[
     ]
 
 
+def events_until(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    done: Callable[[list[tuple[str, str]]], bool],
+    timeout: float = 30,
+) -> list[tuple[str, str]]:
+    """The object's Events (reason, message) once `done` holds for them.
+
+    The operator posts Events from their own thread, after the status that reports the
+    same transition: a test that has just seen the status waits a moment for the Event.
+    """
+    seen: list[tuple[str, str]] = []
+
+    def check() -> list[tuple[str, str]] | None:
+        seen[:] = events_for(core, namespace, name)
+        return list(seen) if done(seen) else None
+
+    try:
+        return wait_for(check, timeout=timeout, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"the Events of {name} after {timeout:.0f}s: {seen}") from None
+
+
+def reasons_until(
+    core: client.CoreV1Api, namespace: str, name: str, *wanted: str, timeout: float = 30
+) -> list[str]:
+    """The object's Event reasons once every reason in `wanted` is among them (a reason
+    given twice must appear at least twice)."""
+
+    def done(events: list[tuple[str, str]]) -> bool:
+        reasons = [reason for reason, _ in events]
+        return all(reasons.count(reason) >= wanted.count(reason) for reason in wanted)
+
+    return [reason for reason, _ in events_until(core, namespace, name, done, timeout)]
+
+
 def settle(seconds: float) -> None:
     """Give a controller time to (wrongly) act before asserting that it did not."""
     time.sleep(seconds)

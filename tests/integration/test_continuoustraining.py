@@ -15,7 +15,16 @@ import pytest
 from kubernetes import client
 from sklearn.datasets import load_iris
 
-from kubehelpers import apply, events_for, get, kubectl, settle, wait_for
+from kubehelpers import (
+    apply,
+    events_for,
+    events_until,
+    get,
+    kubectl,
+    reasons_until,
+    settle,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 PLURAL = "continuoustrainings"
@@ -179,7 +188,10 @@ def test_manual_trigger_runs_once_per_value(sandbox, custom, core, ml_namespace)
     # level-triggered without churn: resyncs and registry reads write nothing when idle
     assert get(custom, PLURAL, ml_namespace, "manual")["metadata"]["resourceVersion"] == version
 
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "manual")]
+    reasons = reasons_until(
+        core, ml_namespace, "manual",
+        "Triggered", "Triggered", "RunSucceeded", "RunSucceeded", "ChampionChanged",
+    )  # fmt: skip
     assert reasons.count("Triggered") == 2 and reasons.count("RunSucceeded") == 2
     assert "ChampionChanged" in reasons
     body = get(custom, PLURAL, ml_namespace, "manual")
@@ -277,7 +289,7 @@ def test_new_data_closes_the_loop_through_the_registry(sandbox, custom, core, s3
         what="the oldest run pruned",
     )
     s3.head_object(Bucket="models", Key=f"ctrain/{model}/versions/1/metadata.json")
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "data")]
+    reasons = reasons_until(core, ml_namespace, "data", "ChampionChanged", "ChampionChanged")
     assert reasons.count("ChampionChanged") == 2  # to version 1, then to version 2
 
 
@@ -452,7 +464,7 @@ def test_drift_starts_one_run_per_episode_and_never_on_the_same_data(
     )
     assert skipped["skipped"] == "NoNewData" and skipped["reason"] == "Drift"
     assert names(runs_of(custom, ml_namespace, "drifty")) == [run["metadata"]["name"]]
-    assert "NoNewData" in [r for r, _ in events_for(core, ml_namespace, "drifty")]
+    assert "NoNewData" in reasons_until(core, ml_namespace, "drifty", "NoNewData")
 
 
 def test_forbid_remembers_new_data_seen_during_a_run_and_trains_it_once_after(
@@ -518,8 +530,10 @@ def test_invalid_trigger_is_reported_with_its_field(
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert field in ready["message"] and field in status["message"]
-    events = events_for(core, ml_namespace, "invalid")
-    assert any(reason == "InvalidSpec" and field in message for reason, message in events)
+    events_until(
+        core, ml_namespace, "invalid",
+        lambda events: any(r == "InvalidSpec" and field in m for r, m in events),
+    )  # fmt: skip
     assert not runs_of(custom, ml_namespace, "invalid")
 
 

@@ -20,7 +20,7 @@ from kubernetes import client
 from sklearn.datasets import load_iris
 from test_modeldeployment import deployment, ready_endpoints, train, wait_available
 
-from kubehelpers import apply, events_for, get, wait_for
+from kubehelpers import apply, get, reasons_until, wait_for
 
 pytestmark = pytest.mark.integration
 IRIS = load_iris()
@@ -156,9 +156,7 @@ def test_concept_drift_is_measured_retrained_on_production_rows_and_recovers(
         )["Body"].read()
     )
     assert history["history"][-1]["value"] == performance["value"]
-    assert any(
-        reason == "WorseThanThreshold" for reason, _ in events_for(core, ml_namespace, "iris")
-    )
+    assert "WorseThanThreshold" in reasons_until(core, ml_namespace, "iris", "WorseThanThreshold")
 
     # The loop retrains on the labelled production rows and the new champion rolls out.
     def retrained() -> dict | None:

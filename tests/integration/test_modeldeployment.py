@@ -20,7 +20,7 @@ from kubernetes import client
 from sklearn.datasets import load_iris
 
 from ctrain.registry import Registry
-from kubehelpers import apply, events_for, get, settle, wait_for
+from kubehelpers import apply, events_until, get, reasons_until, settle, wait_for
 
 pytestmark = pytest.mark.integration
 PLURAL = "modeldeployments"
@@ -193,7 +193,7 @@ def test_champion_is_served_with_correct_predictions(
         expected = expected_model.predict(rows)
         assert [p.decode() if isinstance(p, bytes) else p for p in predicted] == list(expected)
         np.testing.assert_allclose(probabilities, expected_model.predict_proba(rows), rtol=1e-6)
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "iris")]
+    reasons = reasons_until(core, ml_namespace, "iris", "RollingOut", "RolloutComplete")
     assert "RollingOut" in reasons and "RolloutComplete" in reasons
 
 
@@ -265,7 +265,7 @@ def test_corrupt_model_is_never_served_and_rolls_back(
 
     wait_for(only_good_pods_left, timeout=90, what="the tampered version's pods removed")
     assert "ready" not in never_ready  # the tampered version never served a request
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "iris")]
+    reasons = reasons_until(core, ml_namespace, "iris", "RolledBack", "ModelRejected")
     assert "RolledBack" in reasons and "ModelRejected" in reasons
 
 
@@ -330,7 +330,7 @@ def test_canary_without_traffic_is_not_promoted_until_traffic_comes(
         promoted = wait_available(custom, ml_namespace, "iris", newer["version"], timeout=120)
     assert traffic.ok and clumsy.failures and not clumsy.ok
     assert promoted["status"]["previousVersion"] == good["version"]
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "iris")]
+    reasons = reasons_until(core, ml_namespace, "iris", "CanaryPromoted")
     assert "CanaryPromoted" in reasons and "CanaryFailed" not in reasons
     assert registry.rejected(model_name, newer["version"]) is None
 
@@ -378,7 +378,10 @@ def test_canary_of_a_failing_version_is_rolled_back_and_demoted(
         ),
         what="canary Deployment gone",
     )
-    events = events_for(core, ml_namespace, "iris")
+    events = events_until(
+        core, ml_namespace, "iris",
+        lambda events: {"CanaryFailed", "ModelRejected"} <= {reason for reason, _ in events},
+    )  # fmt: skip
     assert any(reason == "CanaryFailed" for reason, _ in events)
     rejected = [message for reason, message in events if reason == "ModelRejected"]
     assert rejected and f"moved back to version {good['version']}" in rejected[0]

@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client
 from test_trainingjob import PLURAL, trainingjob, unique_model
 
-from kubehelpers import apply, events_for, get, wait_for, wait_phase
+from kubehelpers import apply, get, reasons_until, wait_for, wait_phase
 
 pytestmark = pytest.mark.integration
 
@@ -49,5 +49,5 @@ def test_a_job_deleted_while_the_operator_was_down_recovers_from_the_registry(
     assert ready["reason"] == "RecoveredFromRegistry"
     assert "recovered from the registry" in status["message"]
     assert not batch.list_namespaced_job(ml_namespace).items  # no second Job was made
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "lost-job")]
+    reasons = reasons_until(core, ml_namespace, "lost-job", "Succeeded")
     assert "Succeeded" in reasons and "Failed" not in reasons

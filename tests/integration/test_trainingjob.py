@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 from sklearn.datasets import load_iris
 
-from kubehelpers import apply, events_for, get, kubectl, settle, wait_for, wait_phase
+from kubehelpers import apply, get, kubectl, reasons_until, settle, wait_for, wait_phase
 
 pytestmark = pytest.mark.integration
 PLURAL = "trainingjobs"
@@ -95,7 +95,7 @@ def test_builtin_iris_trains_registers_and_reports(
     assert {prefix + "model.skops", prefix + "metadata.json", prefix + "reference.json"} <= keys
     alias = s3.get_object(Bucket="models", Key=f"ctrain/{model}/aliases/champion")["Body"].read()
     assert alias.decode().strip() == "1"
-    reasons = [reason for reason, _ in events_for(core, ml_namespace, "iris-1")]
+    reasons = reasons_until(core, ml_namespace, "iris-1", "Succeeded", "TrainingSucceeded")
     assert "Succeeded" in reasons and "TrainingSucceeded" in reasons
     table = kubectl(sandbox, "get", "tj", "iris-1", "-n", ml_namespace).stdout
     assert "Succeeded" in table and model in table
