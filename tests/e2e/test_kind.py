@@ -271,19 +271,12 @@ def _run_pod(kind_cluster: Any, namespace: str, command: list[str]) -> str:
         "--overrides", json.dumps(_restricted_pod(command)),
     )  # fmt: skip
     try:
-        finished = kind_cluster.wait_for(
-            lambda: _pod_if_finished(kind_cluster, namespace, name), 120, f"pod {name} to finish"
-        )
+        finished = kind_cluster.wait_phase("pod", name, namespace, {"Succeeded", "Failed"}, 120)
         out: str = kind_cluster.kubectl("logs", "-n", namespace, name)
         assert finished["status"]["phase"] == "Succeeded", out
         return out
     finally:
         kind_cluster.kubectl("delete", "pod", "-n", namespace, name, "--wait=false", check=False)
-
-
-def _pod_if_finished(kind_cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    pod: dict[str, Any] = kind_cluster.get("pod", name, namespace)
-    return pod if pod["status"].get("phase") in {"Succeeded", "Failed"} else None
 
 
 def _restricted_pod(command: list[str]) -> dict[str, Any]:

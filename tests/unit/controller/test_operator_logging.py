@@ -5,13 +5,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from ctrain.controller.main import quiet_libraries
+from ctrain.controller.main import CHATTY, quiet_libraries
 
 
 @pytest.fixture(autouse=True)
 def restore_levels() -> Iterator[None]:
-    names = ("kopf.objects", "httpx", "httpcore", "aiohttp.access")
-    saved = {name: logging.getLogger(name).level for name in names}
+    saved = {name: logging.getLogger(name).level for name in CHATTY}
     yield
     for name, level in saved.items():
         logging.getLogger(name).setLevel(level)
