@@ -45,7 +45,7 @@ test-tools: ## Install promtool and Chromium for the tests that drive them (Debi
 	tests/tools/ensure-tools.sh
 
 .PHONY: test
-test: lint binaries test-tools ## Everything CI runs: lint, unit, integration (sandbox), then the image and kind tests.
+test: lint binaries test-tools ## Everything CI runs: lint, unit, integration (the sandbox and its real node), then the image and kind tests.
 	$(BIN)/pytest tests/unit tests/integration
 	$(MAKE) --no-print-directory test-e2e
 
@@ -54,14 +54,8 @@ test-unit: binaries test-tools ## Unit tests only (no cluster; the chart tests u
 	$(BIN)/pytest tests/unit
 
 .PHONY: test-integration
-test-integration: binaries ## Integration tests against the local sandbox.
+test-integration: binaries ## Integration tests against the local sandbox (its node runs the checkout's image).
 	$(BIN)/pytest tests/integration
-
-.PHONY: test-realnode
-test-realnode: binaries ## The sandbox with its real node (kubelet, containerd, kube-proxy) running the image.
-	CTRAIN_SANDBOX_NODE=real \
-	CTRAIN_TEST_SANDBOX_DIR=$${CTRAIN_TEST_SANDBOX_DIR:-$$HOME/.local/state/ctrain/test-sandbox-real} \
-	$(BIN)/pytest tests/integration/test_realnode.py -rs
 
 .PHONY: reliability
 reliability: $(STAMP) ## The reliability suites: hostile inputs, crashes at the worst moment (prints tables).
@@ -76,7 +70,7 @@ demo-down: $(STAMP) ## Stop the demo's sandbox.
 	$(BIN)/ctrain dev down
 
 .PHONY: up
-up: binaries ## Start the local sandbox (control plane, node agent, S3, operator).
+up: binaries ## Start the local sandbox (control plane, a real node, S3, operator).
 	$(BIN)/ctrain dev up
 
 .PHONY: down

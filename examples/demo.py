@@ -1,6 +1,6 @@
 """`make demo`: the whole ctrain story in the local sandbox, with progress a person can follow.
 
-1. start the sandbox (control plane, node agent, S3, operator)
+1. start the sandbox (control plane, a real node running the image, S3, operator)
 2. upload a first, poor data set and apply a ContinuousTraining and a ModelDeployment
 3. wait for the first model to be trained, blessed and served; send predictions
 4. upload better data: a new run, a better model, promoted and rolled out

@@ -1,9 +1,10 @@
 """Time to a fresh model: from a new data object in S3 to the new champion serving.
 
 In a sandbox of its own (real kube-apiserver, the operator process, moto's S3 over HTTP,
-pods run by the node agent), a ContinuousTraining polls its dataset's ETag every 10 s
-(`onNewData`) and promotes every model that passes its gates (`baseline: none`: the
-freshest model wins, so every run rolls out), and a ModelDeployment follows the champion.
+pods as containers of the checkout's image on its real node), a ContinuousTraining polls
+its dataset's ETag every 10 s (`onNewData`) and promotes every model that passes its gates
+(`baseline: none`: the freshest model wins, so every run rolls out), and a
+ModelDeployment follows the champion.
 Each run PUTs new bytes to the dataset object and, polling from outside every 0.25 s,
 takes the time of each step of the path:
 

@@ -1,7 +1,7 @@
 """Decisions you can trust, in the sandbox: the fair comparison, racing promotions, a trainer
 killed after publishing, and deterministic failures that are not retried.
 
-Real operator, real Jobs and trainer pods (host processes of the node agent), moto's S3
+Real operator, real Jobs and trainer pods (containers on the sandbox's node), moto's S3
 server over HTTP.
 """
 
@@ -160,7 +160,8 @@ def test_concurrent_runs_racing_to_promote_leave_a_log_without_gaps(
 
 
 def _trainer_processes(uid: str) -> list[int]:
-    """Host processes of the trainer pod of the TrainingJob with this uid (node agent)."""
+    """Processes of the trainer container of the TrainingJob with this uid: the node's
+    containers are processes of this machine's kernel, visible in our /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

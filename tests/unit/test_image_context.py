@@ -2,7 +2,7 @@
 
 The test replays the builder stage's install step on the same build context: a wheel of
 exactly the files the image gets must carry the CLI entry point and the product, and
-nothing of the development tooling (sandbox, node agent, generators live in devtools/).
+nothing of the development tooling (the sandbox, images and generators live in devtools/).
 """
 
 import fnmatch

@@ -1,4 +1,4 @@
-"""The sandbox's real node, its pure parts: which node starts, and what the node is given."""
+"""The sandbox's real node, its pure parts: state, addresses, and what the node is given."""
 
 import json
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from ctrain_dev.sandbox import preflight, realnode, sandbox
+from ctrain_dev.sandbox import realnode, sandbox
 from ctrain_dev.sandbox.pki import ensure_pki
 
 pytestmark = pytest.mark.unit
@@ -15,22 +15,9 @@ pytestmark = pytest.mark.unit
 LAYOUT = realnode.Layout(network=42, node_name="ctrain-node")
 
 
-def test_the_node_agent_stays_the_default(monkeypatch):
-    monkeypatch.delenv("CTRAIN_SANDBOX_NODE", raising=False)
-    assert sandbox.node_kind() == "agent"
-    monkeypatch.setenv("CTRAIN_SANDBOX_NODE", "real")
-    assert sandbox.node_kind() == "real"
-    assert sandbox.node_kind("agent") == "agent"  # the command line's choice wins
-
-
-def test_an_unknown_node_is_refused_by_name(monkeypatch):
-    monkeypatch.setenv("CTRAIN_SANDBOX_NODE", "kind")
-    with pytest.raises(preflight.SandboxError, match=r"unknown sandbox node 'kind'.*agent, real"):
-        sandbox.node_kind()
-
-
-def test_a_state_saved_before_the_option_is_the_agent(tmp_path):
-    """state.json of an older sandbox has no node_kind: it ran the node agent."""
+def test_a_state_saved_by_an_older_sandbox_loads_and_is_not_taken_as_running(tmp_path):
+    """An older state.json names a node kind and no image: its node ran pods as processes,
+    so `up` must clean it up and start anew rather than reuse it."""
     (tmp_path / "state.json").write_text(
         json.dumps(
             {
@@ -39,11 +26,13 @@ def test_a_state_saved_before_the_option_is_the_agent(tmp_path):
                 "pod_network": 7,
                 "processes": [],
                 "bin_dirs": [],
+                "node_kind": "agent",
             }
         )
     )
     state = sandbox.State.load(tmp_path)
-    assert state is not None and state.node_kind == "agent" and state.real_node is None
+    assert state is not None and state.image == "" and state.node.node_ip == "10.7.0.2"
+    assert sandbox.running(tmp_path) is None
 
 
 def test_addresses_stay_inside_the_sandbox_network():

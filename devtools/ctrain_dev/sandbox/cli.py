@@ -1,4 +1,4 @@
-"""`ctrain dev`: the local sandbox (control plane, node agent, S3, operator) on this machine."""
+"""`ctrain dev`: the local sandbox (control plane, a real node, S3, operator) on this machine."""
 
 import json
 import os
@@ -22,23 +22,16 @@ _DIR = click.option(
 
 @click.group()
 def dev() -> None:
-    """Run a local Kubernetes sandbox for the demo and the tests (no Docker needed)."""
+    """Run a local Kubernetes sandbox for the demo and the tests."""
 
 
 @dev.command()
 @_DIR
 @click.option("--no-operator", is_flag=True, help="Do not start the ctrain operator.")
-@click.option(
-    "--node",
-    type=click.Choice(sandbox.NODE_KINDS),
-    default=None,
-    help="agent: pods as local processes (quick, the default); real: a kubelet and "
-    "containerd running the checkout's image (default: $CTRAIN_SANDBOX_NODE or agent).",
-)
 @one_line_errors
-def up(directory: Path | None, no_operator: bool, node: str | None) -> None:
+def up(directory: Path | None, no_operator: bool) -> None:
     """Start the sandbox, or do nothing if it is already running."""
-    state = sandbox.up(directory, with_operator=not no_operator, node=node)
+    state = sandbox.up(directory, with_operator=not no_operator)
     click.echo(f"""
 The sandbox is running. To use it from this shell:
 
@@ -102,51 +95,19 @@ def env(directory: Path | None) -> None:
 def logs(
     directory: Path | None, pod: str, namespace: str, container: str | None, previous: bool
 ) -> None:
-    """Print a pod's container log (kept by the node agent, or the real node's kubelet)."""
+    """Print a pod's container log (`kubectl logs`: the node's kubelet serves it)."""
+    from ctrain_dev.sandbox.operator import kubectl
+
     state = sandbox.State.load(directory or sandbox.default_dir())
     if state is None:
         raise click.ClickException("no sandbox; start one with `ctrain dev up`")
-    if state.real_node is not None:
-        from ctrain_dev.sandbox.operator import kubectl
-
-        args = ["logs", pod, "-n", namespace]
-        args += ["-c", container] if container else []
-        args += ["--previous"] if previous else []
-        try:
-            click.echo(kubectl(state, *args), nl=False)
-        except RuntimeError as error:
-            raise click.ClickException(str(error)) from None
-        return
-    path = find_log(state.path / "node" / "pods", namespace, pod, container, previous)
-    click.echo(path.read_text(errors="replace"), nl=False)
-
-
-def find_log(
-    pods_dir: Path, namespace: str, pod: str, container: str | None, previous: bool
-) -> Path:
-    """The newest log of a pod's container (several pods may have had the name over time)."""
-    matches = []
-    for record in pods_dir.glob("*/pod.json"):
-        meta = json.loads(record.read_text())
-        if meta["namespace"] == namespace and meta["name"] == pod:
-            matches.append(record.parent)
-    if not matches:
-        raise click.ClickException(f"no pod {namespace}/{pod} has run on the sandbox node")
-    pod_dir = max(matches, key=lambda path: path.stat().st_mtime)
-    containers = sorted((pod_dir / "containers").iterdir(), key=lambda p: p.stat().st_ctime)
-    chosen = (
-        next((c for c in containers if c.name == container), None)
-        if container
-        else (containers[0] if containers else None)
-    )
-    if chosen is None:
-        raise click.ClickException(f"pod {namespace}/{pod} has no container {container!r}")
-    runs = sorted(chosen.glob("*.log"), key=lambda p: int(p.stem))
-    if previous:
-        runs = runs[:-1]
-    if not runs:
-        raise click.ClickException(f"no {'previous ' if previous else ''}log for {chosen.name}")
-    return runs[-1]
+    args = ["logs", pod, "-n", namespace]
+    args += ["-c", container] if container else []
+    args += ["--previous"] if previous else []
+    try:
+        click.echo(kubectl(state, *args), nl=False)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _add_container_commands() -> None:

@@ -1,9 +1,9 @@
 """The ctrain operator inside the sandbox: CRDs applied, S3 credentials, operator process.
 
 The operator runs as a host process (its log kept in the sandbox's logs directory),
-configured with the sandbox's S3 as default storage and, with the real node, the
-checkout's image for the pods it creates (imported into the node; the node agent ignores
-images), so `kubectl apply` of a TrainingJob works right after `ctrain dev up`.
+configured with the sandbox's S3 as default storage and the checkout's image for the pods
+it creates (imported into the node), so `kubectl apply` of a TrainingJob works right after
+`ctrain dev up`.
 """
 
 import json
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ctrain_dev.sandbox.sandbox import State
 
 CREDENTIALS_SECRET = "s3-credentials"
-CHART_IMAGE = "ctrain/ctrain:dev"  # the chart's default image: what the node agent is told
+CHART_IMAGE = "ctrain/ctrain:dev"  # the chart's default image, also a name of the node's copy
 
 
 def kubectl(state: "State", *args: str, stdin: str | None = None) -> str:

@@ -1,10 +1,10 @@
 """What the sandbox needs from this machine, checked before anything slow starts.
 
 `ctrain dev up` may first build the Kubernetes binaries for 15-25 minutes; finding out
-afterwards that it cannot create a network namespace wastes all of that. `problems`
-lists every missing need at once (Linux, root, `ip`, `unshare`, `nsenter`, Go when a
-build is due), and `explain` turns the sandbox's known failures into one line that says
-what to do, for the command line to print instead of a traceback.
+afterwards that it cannot create a bridge wastes all of that. `problems` lists every
+missing need at once (Linux, root, `ip`, `nsenter`, Go when a build is due), and
+`explain` turns the sandbox's known failures into one line that says what to do, for the
+command line to print instead of a traceback.
 
 The checks take the machine's facts as arguments, so the tests need no such machine.
 """
@@ -57,16 +57,16 @@ def problems(machine: Machine, needs_build: bool) -> list[str]:
     """Every missing need, each a phrase that says how to fix it (empty: all set)."""
     if machine.platform != "linux":
         return [
-            "the sandbox runs on Linux only (it uses network and mount namespaces); "
+            "the sandbox runs on Linux only (a bridge, routes and a node container); "
             "elsewhere use kind: see docs/kind.md"
         ]
     found: list[str] = []
     if machine.euid != 0:
         found.append(
-            "it needs root (network namespaces, a bridge, mounts): run it as root "
+            "it needs root (a bridge, routes, its own Docker engine): run it as root "
             "(e.g. `sudo -E make test`)"
         )
-    for tool, package in (("ip", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux")):
+    for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux")):
         if machine.which(tool) is None:
             found.append(f"`{tool}` is missing: install {package}")
     if needs_build:

@@ -273,8 +273,7 @@ def start(
     # /run and /tmp, /var on a volume (overlay on overlay would not do for containerd).
     # CPU weight: on cgroup v1 every busy process of this machine's root group weighs as
     # much as a whole container by default; the node stands for all its pods' processes,
-    # so it weighs as much as NODE_CPU_SHARES / 1024 of them (the node agent's pods were
-    # such processes themselves).
+    # so it weighs as much as NODE_CPU_SHARES / 1024 of them.
     found.docker(
         "run", "--detach", "--name", layout.container, "--hostname", layout.node_name,
         f"--cpu-shares={NODE_CPU_SHARES}",

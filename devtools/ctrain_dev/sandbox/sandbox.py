@@ -5,10 +5,8 @@ holding its PKI, etcd data, kubeconfigs, logs and ``state.json`` with the pid an
 executable of every process it started. ``up`` is idempotent: a healthy sandbox is left
 as it is. ``down`` stops each recorded process by its pid and removes the directory.
 
-Its node is one of two (``up(node=...)``, ``ctrain dev up --node``, ``$CTRAIN_SANDBOX_NODE``):
-``agent``, the default, is the node agent (`ctrain_dev.nodeagent`), pods as processes of
-this machine, quick to start; ``real`` is a kubelet with containerd and kube-proxy in a
-container (`sandbox.realnode`), pods as real containers of the checkout's image.
+Its node is real: a kubelet with containerd and kube-proxy in a container
+(`sandbox.realnode`), whose pods are containers of the checkout's image.
 """
 
 import dataclasses
@@ -32,7 +30,6 @@ S3_ACCESS_KEY = "ctrain-sandbox"
 S3_SECRET_KEY = "ctrain-sandbox-secret"
 S3_REGION = "us-east-1"
 BUCKETS = ("models", "datasets")
-NODE_KINDS = ("agent", "real")
 
 Say = Callable[[str], None]
 
@@ -55,13 +52,10 @@ class State:
     processes: list[dict[str, Any]]
     bin_dirs: list[str]
     node_name: str = NODE_NAME
-    node_kind: str = "agent"  # one of NODE_KINDS
-    image: str = ""  # with the real node: the ctrain image the operator's pods run
+    image: str = ""  # the ctrain image the node's pods run
 
     @property
-    def real_node(self) -> realnode.Layout | None:
-        if self.node_kind != "real":
-            return None
+    def node(self) -> realnode.Layout:
         return realnode.Layout(self.pod_network, self.node_name)
 
     @property
@@ -97,9 +91,12 @@ class State:
     @classmethod
     def load(cls, directory: Path) -> "State | None":
         try:
-            return cls(**json.loads((directory / "state.json").read_text()))
+            recorded = json.loads((directory / "state.json").read_text())
         except FileNotFoundError:
             return None
+        # An older sandbox recorded fields this one no longer has (its node kind).
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in recorded.items() if key in known})
 
     def env(self) -> dict[str, str]:
         """The environment a user (or a test) needs to talk to this sandbox."""
@@ -123,34 +120,21 @@ def running(directory: Path | None = None) -> State | None:
         return None
     if not all(host.Process(**record).alive() for record in state.processes):
         return None
-    if state.real_node is not None and not realnode.running(state.real_node):
-        return None
+    if not state.image or not realnode.running(state.node):
+        return None  # no node container (or one of an older sandbox's kind): not usable
     return state
-
-
-def node_kind(requested: str | None = None) -> str:
-    """The node to start: the one asked for, else `$CTRAIN_SANDBOX_NODE`, else the agent."""
-    kind = requested or os.environ.get("CTRAIN_SANDBOX_NODE") or "agent"
-    if kind not in NODE_KINDS:
-        raise preflight.SandboxError(
-            f"unknown sandbox node {kind!r} (CTRAIN_SANDBOX_NODE or --node): "
-            f"one of {', '.join(NODE_KINDS)}"
-        )
-    return kind
 
 
 def up(
     directory: Path | None = None,
     say: Say = _stderr,
     with_operator: bool = True,
-    node: str | None = None,
 ) -> State:
-    """Start the sandbox (or return the running one, whichever its node)."""
+    """Start the sandbox (or return the running one)."""
     directory = directory or default_dir()
-    kind = node_kind(node)
     current = running(directory)
     if current is not None:
-        say(f"sandbox already running in {directory} (node: {current.node_kind})")
+        say(f"sandbox already running in {directory}")
         return current
     if State.load(directory) is not None:
         say("a previous sandbox is partly down; cleaning it up first")
@@ -158,7 +142,7 @@ def up(
     started = time.monotonic()
     preflight.check(needs_build=needs_build())
     binaries = ensure_binaries(say)
-    images = realnode.workload_images(say) if kind == "real" else []
+    images = realnode.workload_images(say)
     directory.mkdir(parents=True, exist_ok=True)
     pod_network = _free_network()
     pki = ensure_pki(directory / "pki", NODE_NAME, host.host_ip(pod_network))
@@ -168,8 +152,7 @@ def up(
         pod_network=pod_network,
         processes=[],
         bin_dirs=[str(path) for path in binaries.bin_dirs],
-        node_kind=kind,
-        image=images[0] if images else "",
+        image=images[0],
     )
     state.save()
     try:
@@ -252,41 +235,12 @@ def _start_all(
     controlplane.wait_http(f"{state.s3_endpoint}/moto-api/", 60, alive=s3.alive, process=s3)
     _create_buckets(state)
 
-    if state.real_node is not None:
-        realnode.start(state.real_node, pki, ports.apiserver, images, say)
-        _wait_node_ready(state, None, timeout=180)
-    else:
-        _start_agent(state, pki, say)
+    realnode.start(state.node, pki, ports.apiserver, images, say)
+    _wait_node_ready(state, timeout=180)
     if with_operator:
         from ctrain_dev.sandbox.operator import start_operator
 
         start_operator(state, _start, say)
-
-
-def _start_agent(state: State, pki: Path, say: Say) -> None:
-    ports = controlplane.Ports(**state.ports)
-    node_config = controlplane.write_kubeconfig(
-        state.path / "node.kubeconfig",
-        controlplane.kubeconfig(state.apiserver_url, pki, f"system:node:{NODE_NAME}", "node"),
-    )
-    say(f"starting the node agent ({NODE_NAME}, pod network 10.{state.pod_network}.0.0/16)")
-    agent = _start(
-        state,
-        "node-agent",
-        [
-            sys.executable,
-            "-m",
-            "ctrain_dev.nodeagent",
-            f"--kubeconfig={node_config}",
-            f"--node-name={NODE_NAME}",
-            f"--state-dir={state.path / 'node'}",
-            f"--pod-network={state.pod_network}",
-            f"--apiserver-port={ports.apiserver}",
-            f"--kubelet-port={ports.kubelet}",
-            f"--pki-dir={pki}",
-        ],
-    )
-    _wait_node_ready(state, agent)
 
 
 def _create_buckets(state: State) -> None:
@@ -303,19 +257,17 @@ def _create_buckets(state: State) -> None:
         client.create_bucket(Bucket=bucket)
 
 
-def _wait_node_ready(state: State, agent: host.Process | None, timeout: float = 90) -> None:
+def _wait_node_ready(state: State, timeout: float) -> None:
     """Wait for the Node to be Ready and the `default` ServiceAccount to exist."""
     from kubernetes import client, config
 
     api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if agent is not None and not agent.alive():
-            raise preflight.SandboxError(preflight.explain_exit("the node agent", Path(agent.log)))
-        if state.real_node is not None and not realnode.running(state.real_node):
+        if not realnode.running(state.node):
             raise preflight.SandboxError(
-                f"the node container {state.real_node.container} stopped: "
-                f"see `docker logs {state.real_node.container}`"
+                f"the node container {state.node.container} stopped: "
+                f"see `docker logs {state.node.container}`"
             )
         nodes = api.list_node(field_selector=f"metadata.name={NODE_NAME}").items
         ready = nodes and any(
@@ -325,13 +277,10 @@ def _wait_node_ready(state: State, agent: host.Process | None, timeout: float = 
         if ready and any(sa.metadata.name == "default" for sa in accounts):
             return
         time.sleep(0.5)
-    if agent is not None:
-        where = agent.log
-    else:
-        where = f"`docker exec {state.node_name} journalctl -u kubelet` in its container"
-        if state.real_node is not None:
-            where = f"`docker exec {state.real_node.container} journalctl -u kubelet`"
-    raise TimeoutError(f"node {NODE_NAME} not Ready after {timeout:.0f}s; see {where}")
+    raise TimeoutError(
+        f"node {NODE_NAME} not Ready after {timeout:.0f}s; "
+        f"see `docker exec {state.node.container} journalctl -u kubelet`"
+    )
 
 
 def _stop_processes(state: State, say: Say) -> None:
@@ -340,16 +289,8 @@ def _stop_processes(state: State, say: Say) -> None:
         if process.alive():
             say(f"stopping {process.name} (pid {process.pid})")
             host.stop(process)
-    # Pods outlive a killed agent only as orphans: stop them by their recorded pids too.
-    for record_file in (state.path / "node").glob("pods/*/containers/*/process.json"):
-        process = host.Process(**json.loads(record_file.read_text()))
-        if process.alive():
-            host.stop(process, grace_seconds=2)
-    for namespace in host.namespaces(f"ctrain-{state.pod_network}-"):
-        host.delete_pod_network(namespace)
-    if state.real_node is not None:
-        say(f"removing the node container {state.real_node.container}")
-        realnode.stop(state.real_node)
+    say(f"removing the node container {state.node.container}")
+    realnode.stop(state.node)
     host.delete_bridge(state.pod_network)
 
 
@@ -368,7 +309,8 @@ def down(directory: Path | None = None, say: Say = _stderr) -> bool:
 
 
 def _unmount_below(directory: Path) -> None:
-    """Pod mounts live in private mount namespaces; nothing is mounted in ours. Check it."""
+    """The node's mounts live in its container's mount namespace, not ours. Check it before
+    removing the directory: rmtree through a mount would delete what it shows."""
     mounts = Path("/proc/self/mounts").read_text().splitlines()
     leftover = [line for line in mounts if f" {directory}" in line]
     if leftover:
@@ -391,12 +333,11 @@ def status_lines(directory: Path | None = None) -> list[str]:
         process = host.Process(**record)
         alive = "running" if process.alive() else "stopped"
         lines.append(f"{process.name:<26}{process.pid:>8}  {alive:<8} {process.log}")
-    node = state.real_node
-    if node is not None:
-        up_or_not = "running" if realnode.running(node) else "stopped"
-        lines.append("")
-        lines.append(
-            f"node {state.node_name}: container {node.container} ({up_or_not}), "
-            f"address {node.node_ip}, pods {node.pod_cidr}, image {state.image}"
-        )
+    node = state.node
+    up_or_not = "running" if realnode.running(node) else "stopped"
+    lines.append("")
+    lines.append(
+        f"node {state.node_name}: container {node.container} ({up_or_not}), "
+        f"address {node.node_ip}, pods {node.pod_cidr}, image {state.image}"
+    )
     return lines

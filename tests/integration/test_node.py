@@ -1,11 +1,9 @@
-"""The sandbox's real node: a kubelet with containerd and kube-proxy running the real image.
+"""The sandbox's node is real: a kubelet with containerd and kube-proxy running the image.
 
-These tests run with the real node (`CTRAIN_SANDBOX_NODE=real`, `make test-realnode`): the
-pods are containers of the checkout's image (`make image`, imported into the node),
+Its pods are containers of the checkout's image (`make image`, imported into the node),
 admitted under Pod Security `restricted`, as the non-root user with a read-only root
 filesystem; probes are the kubelet's; a ModelDeployment is reached through its ClusterIP
-Service, which only kube-proxy makes work. With the node agent (the default) they are
-skipped: its pods are processes of this machine, so none of this could fail there.
+Service, which only kube-proxy makes work.
 """
 
 import json
@@ -28,24 +26,9 @@ from kubehelpers import (
     wait_phase,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        os.environ.get("CTRAIN_SANDBOX_NODE") != "real",
-        reason="needs the sandbox's real node: CTRAIN_SANDBOX_NODE=real (make test-realnode)",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-
-
-@pytest.fixture(autouse=True)
-def _real_node(sandbox) -> None:
-    # A sandbox already running in the test directory is reused whatever its node.
-    assert sandbox.node_kind == "real", (
-        f"the test sandbox {sandbox.directory} runs the {sandbox.node_kind} node; "
-        "stop it (`ctrain dev down --dir ...`) or point CTRAIN_TEST_SANDBOX_DIR elsewhere"
-    )
 
 
 @pytest.fixture
@@ -80,7 +63,7 @@ def test_the_node_is_a_kubelet_with_containerd(sandbox, core):
     info = node.status.node_info
     assert info.container_runtime_version.startswith("containerd://")
     assert info.kubelet_version == "v1.34.4"
-    assert node.status.addresses[0].address == sandbox.real_node.node_ip
+    assert node.status.addresses[0].address == sandbox.node.node_ip
     proxy = wait_for(
         lambda: next(
             (
