@@ -191,6 +191,31 @@ def test_a_check_runs_is_read_judged_and_its_job_removed(
     assert metrics.PERFORMANCE_DEGRADED.labels(NS, "serving", "iris")._value.get() == 0
 
 
+def test_a_deleted_deployment_takes_its_performance_series_with_it(
+    harness: Harness, registry: Registry
+) -> None:
+    publish(registry)
+    harness.api.put(MODELDEPLOYMENTS, _md())
+    harness.drain()
+    _serving(harness)
+    _conclude(harness, _measured(0.62, 300))
+    # Another deployment of the same name elsewhere keeps its series.
+    metrics.PERFORMANCE_DEGRADED.labels("elsewhere", "serving", "iris").set(1)
+    series = {"namespace": NS, "deployment": "serving", "model": "iris"}
+    live = {**series, "version": "1", "metric": "accuracy"}
+    assert metrics.REGISTRY.get_sample_value("ctrain_model_performance_degraded", series) == 1
+    assert metrics.REGISTRY.get_sample_value("ctrain_model_performance", live) == 0.62
+
+    harness.api.remove(MODELDEPLOYMENTS, NS, "serving")  # the watch's DELETED event
+    harness.drain()
+
+    assert metrics.REGISTRY.get_sample_value("ctrain_model_performance_degraded", series) is None
+    assert metrics.REGISTRY.get_sample_value("ctrain_model_performance", live) is None
+    elsewhere = {**series, "namespace": "elsewhere"}
+    assert metrics.REGISTRY.get_sample_value("ctrain_model_performance_degraded", elsewhere) == 1
+    metrics.PERFORMANCE_DEGRADED.remove("elsewhere", "serving", "iris")
+
+
 def test_too_few_labels_and_failed_checks_are_unknown(harness: Harness, registry: Registry) -> None:
     publish(registry)
     harness.api.put(MODELDEPLOYMENTS, _md())

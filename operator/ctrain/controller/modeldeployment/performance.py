@@ -36,9 +36,10 @@ from ctrain.controller.modeldeployment.checkjob import (
 )
 from ctrain.controller.names import label_value
 from ctrain.controller.runtime.context import Context
+from ctrain.controller.runtime.store import ObjectRef
 from ctrain.feedback import Judgement, judge, not_measured
 
-__all__ = ["apply_result", "clear", "monitor"]
+__all__ = ["apply_result", "clear", "forget_series", "monitor"]
 
 Body = dict[str, Any]
 # While a check runs its Job's events bring the object back; this is only a safety net.
@@ -179,6 +180,14 @@ def _not_yet(
         status.observed_generation,
         at,
     )
+
+
+def forget_series(ref: ObjectRef) -> None:
+    """A deleted ModelDeployment's live-performance series go with it (a scrape would
+    otherwise show its last value, and the alert on it, until the operator restarts)."""
+    labels = {"namespace": ref.namespace, "deployment": ref.name}
+    metrics.MODEL_PERFORMANCE.remove_by_labels(labels)
+    metrics.PERFORMANCE_DEGRADED.remove_by_labels(labels)
 
 
 def _export(

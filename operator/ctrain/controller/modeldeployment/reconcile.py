@@ -357,4 +357,5 @@ KIND = Kind(
         JOBS: controlled_by("ModelDeployment"),  # the live-performance check
         PODS: labelled(DEPLOYMENT_LABEL),
     },
+    forget=performance.forget_series,
 )

@@ -52,6 +52,8 @@ class Kind:
     workers: int
     # The children it watches, and how each names it (their events enqueue it).
     children: Mapping[Resource, OwnerRule] = dataclasses.field(default_factory=dict)
+    # What else a deleted object leaves behind in this process (its metric series).
+    forget: Callable[[ObjectRef], None] = lambda _ref: None
 
     @property
     def label(self) -> str:
@@ -194,14 +196,16 @@ class Runtime:
             self.enqueue(follower)
 
     def _forget(self, ref: ObjectRef, uid: str) -> None:
-        """A deleted object leaves no trace: memory, followed facts, queue, backoff."""
-        if ref.kind not in self.kinds:
+        """A deleted object leaves no trace: memory, followed facts, queue, backoff, metrics."""
+        kind = self.kinds.get(ref.kind)
+        if kind is None:
             return
         self.context.memory.forget(ref)
         self.context.storage.drop(ref)
         self.context.relations.drop(ref)
         self.loops[ref.kind].forget(ref)
         metrics.PHASES.record(ref.kind, uid, None)
+        kind.forget(ref)
 
     def _pass_of(self, kind: Kind) -> Callable[[ObjectRef], float | None]:
         store = self.context.stores[kind.resource]
