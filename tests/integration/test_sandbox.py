@@ -240,7 +240,7 @@ def test_pod_talks_to_the_api_as_its_service_account(core, namespace, api_client
     script = (
         "import os, pathlib; from kubernetes import client, config; config.load_incluster_config();"
         "pod = client.CoreV1Api().read_namespaced_pod(os.environ['NAME'], os.environ['NS']);"
-        "pathlib.Path('/dev/termination-log').write_text(pod.status.pod_ip)"
+        "pathlib.Path('/dev/termination-log').write_text(pod.metadata.uid)"
     )
     env = [
         {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -274,7 +274,8 @@ def test_pod_talks_to_the_api_as_its_service_account(core, namespace, api_client
     )
     terminated = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", terminated.message
-    assert terminated.message == pod.status.pod_ip
+    # Its own uid, read through the API: the kubelet may not have reported its IP yet.
+    assert terminated.message == pod.metadata.uid
 
 
 def test_secret_and_configmap_reach_env_and_volumes(core, namespace):
