@@ -26,7 +26,7 @@ BINARIES = Binaries(
         for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
     }
 )
-PORTS = controlplane.Ports(2379, 2380, 6443, 10257, 10259, 9000, 10250)
+PORTS = controlplane.Ports(2379, 2380, 6443, 10257, 10259, 9000)
 
 
 def test_apiserver_runs_with_tls_rbac_admission_and_service_account_keys():

@@ -32,7 +32,6 @@ class Ports:
     controller_manager: int
     scheduler: int
     s3: int
-    kubelet: int
 
     @classmethod
     def free(cls) -> "Ports":
