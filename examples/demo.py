@@ -73,7 +73,7 @@ def iris_csv(scramble_petals: bool) -> bytes:
 
 
 def main() -> None:
-    say("starting the sandbox (the first run builds Kubernetes from source: minutes)")
+    say("starting the sandbox (the first run builds Kubernetes and the images: minutes)")
     state = sandbox.up(say=say)
     env = state.env()
     s3 = boto3.client(
