@@ -53,6 +53,24 @@ def container(name: str, command: list[str], **extra: Any) -> dict[str, Any]:
     }
 
 
+def iris_trainingjob(name: str, model: str, **spec: object) -> dict[str, Any]:
+    """A TrainingJob of a logistic regression on the built-in iris data; `spec` adds fields."""
+    return {
+        "apiVersion": "ctrain.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": model,
+            "dataset": {"uri": "builtin://iris"},
+            "estimator": {
+                "type": "sklearn.linear_model.LogisticRegression",
+                "params": {"max_iter": 500},
+            },
+            **spec,
+        },
+    }
+
+
 def condition(obj: Any, kind: str) -> Any:
     for item in (obj.status.conditions or []) if obj.status else []:
         if item.type == kind:

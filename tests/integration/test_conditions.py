@@ -13,7 +13,7 @@ import kstatushelpers
 import pytest
 from kubernetes import client
 
-from kubehelpers import apply, get, kubectl, wait_for, wait_phase
+from kubehelpers import apply, get, iris_trainingjob, kubectl, wait_for, wait_phase
 
 pytestmark = pytest.mark.integration
 PLURAL = "trainingjobs"
@@ -29,27 +29,10 @@ def kstatus() -> str:
     return kstatushelpers.ensure()
 
 
-def trainingjob(name: str, model: str, **spec: object) -> dict:
-    return {
-        "apiVersion": "ctrain.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": name},
-        "spec": {
-            "model": model,
-            "dataset": {"uri": "builtin://iris"},
-            "estimator": {
-                "type": "sklearn.linear_model.LogisticRegression",
-                "params": {"max_iter": 500},
-            },
-            **spec,
-        },
-    }
-
-
 def test_kubectl_wait_and_kstatus_judge_trainingjobs(sandbox, custom, ml_namespace, kstatus):
     model = f"iris-{uuid.uuid4().hex[:6]}"
-    good = trainingjob("good", model)
-    bad = trainingjob(
+    good = iris_trainingjob("good", model)
+    bad = iris_trainingjob(
         "bad",
         model,
         dataset={"uri": "s3://datasets/does/not/exist.csv", "target": "species"},
@@ -145,7 +128,7 @@ def test_a_loop_without_a_champion_is_not_ready(sandbox, custom, ml_namespace, k
         "kind": "ContinuousTraining",
         "metadata": {"name": "waiting"},
         "spec": {
-            "template": {"spec": trainingjob("x", f"iris-{uuid.uuid4().hex[:6]}")["spec"]},
+            "template": {"spec": iris_trainingjob("x", f"iris-{uuid.uuid4().hex[:6]}")["spec"]},
             "triggers": {"schedule": "0 3 * * *"},
         },
     }

@@ -21,6 +21,7 @@ from kubehelpers import (
     apply,
     container,
     get,
+    iris_trainingjob,
     make_namespace,
     wait_for,
     wait_phase,
@@ -158,20 +159,7 @@ def test_trainingjob_trains_in_a_restricted_read_only_container(sandbox, core, c
     apply(
         sandbox,
         namespace,
-        {
-            "apiVersion": "ctrain.dev/v1alpha1",
-            "kind": "TrainingJob",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "model": model,
-                "dataset": {"uri": "builtin://iris"},
-                "estimator": {
-                    "type": "sklearn.linear_model.LogisticRegression",
-                    "params": {"max_iter": 500},
-                },
-                "evaluation": {"gates": [{"metric": "accuracy", "min": 0.8}]},
-            },
-        },
+        iris_trainingjob("iris", model, evaluation={"gates": [{"metric": "accuracy", "min": 0.8}]}),
     )
     body = wait_phase(custom, "trainingjobs", namespace, "iris", ("Succeeded", "Failed"), 300)
     status = body["status"]
@@ -200,19 +188,7 @@ def test_modeldeployment_serves_through_its_clusterip_service(sandbox, core, cus
     apply(
         sandbox,
         namespace,
-        {
-            "apiVersion": "ctrain.dev/v1alpha1",
-            "kind": "TrainingJob",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "model": model,
-                "dataset": {"uri": "builtin://iris"},
-                "estimator": {
-                    "type": "sklearn.linear_model.LogisticRegression",
-                    "params": {"max_iter": 500},
-                },
-            },
-        },
+        iris_trainingjob("iris", model),
     )
     trained = wait_phase(custom, "trainingjobs", namespace, "iris", ("Succeeded", "Failed"), 300)
     assert trained["status"]["phase"] == "Succeeded", trained["status"].get("message")

@@ -71,6 +71,14 @@ def _serving(harness: Harness) -> None:
     harness.drain()
 
 
+def _start_serving(harness: Harness, registry: Registry) -> None:
+    """A published model, the ModelDeployment applied and its Deployment available."""
+    publish(registry)
+    harness.api.put(MODELDEPLOYMENTS, _md())
+    harness.drain()
+    _serving(harness)
+
+
 def _conclude(harness: Harness, message: str | None, *, failed: bool = False) -> None:
     """The Job controller's and the kubelet's part: a pod that ended, the Job concluded."""
     job = harness.api.find(JOBS, NS, "serving-perf")
@@ -141,10 +149,7 @@ def _next_check(harness: Harness, seconds: float) -> None:
 def test_a_check_runs_is_read_judged_and_its_job_removed(
     harness: Harness, registry: Registry
 ) -> None:
-    publish(registry)
-    harness.api.put(MODELDEPLOYMENTS, _md())
-    harness.drain()
-    _serving(harness)
+    _start_serving(harness, registry)
 
     server = harness.api.find(DEPLOYMENTS, NS, "serving")["spec"]["template"]["spec"]
     args = server["containers"][0]["args"]
@@ -194,10 +199,7 @@ def test_a_check_runs_is_read_judged_and_its_job_removed(
 def test_a_deleted_deployment_takes_its_performance_series_with_it(
     harness: Harness, registry: Registry
 ) -> None:
-    publish(registry)
-    harness.api.put(MODELDEPLOYMENTS, _md())
-    harness.drain()
-    _serving(harness)
+    _start_serving(harness, registry)
     _conclude(harness, _measured(0.62, 300))
     # Another deployment of the same name elsewhere keeps its series.
     metrics.PERFORMANCE_DEGRADED.labels("elsewhere", "serving", "iris").set(1)
@@ -217,10 +219,7 @@ def test_a_deleted_deployment_takes_its_performance_series_with_it(
 
 
 def test_too_few_labels_and_failed_checks_are_unknown(harness: Harness, registry: Registry) -> None:
-    publish(registry)
-    harness.api.put(MODELDEPLOYMENTS, _md())
-    harness.drain()
-    _serving(harness)
+    _start_serving(harness, registry)
     _conclude(harness, _measured(0.1, 20))
     assert _condition(harness) == ("Unknown", "NotEnoughLabels")
     assert "degraded" not in _status(harness)["performance"]  # null: not judged
@@ -239,10 +238,7 @@ def test_too_few_labels_and_failed_checks_are_unknown(harness: Harness, registry
 def test_turning_performance_off_clears_status_and_the_running_check(
     harness: Harness, registry: Registry
 ) -> None:
-    publish(registry)
-    harness.api.put(MODELDEPLOYMENTS, _md())
-    harness.drain()
-    _serving(harness)
+    _start_serving(harness, registry)
     assert harness.api.find(JOBS, NS, "serving-perf") is not None
     body = harness.api.find(MODELDEPLOYMENTS, NS, "serving")
     body["spec"]["monitoring"]["performance"]["enabled"] = False
